@@ -1,0 +1,129 @@
+"""Model files: safetensors for the weights, JSON for what they are. Nothing is unpickled.
+
+A finished model is ``model.safetensors`` with ``model.json`` beside it. The safetensors
+header also carries the architecture, so the ``.safetensors`` file alone is enough to
+stylize; the JSON adds the training config, loss history and loss network for people and
+for ``compare``. Files are written atomically (temp file + rename), and loading checks the
+format, the architecture and every tensor's shape, so a truncated file, a pickle or another
+network's weights give one clear line instead of a traceback or a silently wrong model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fast_style.errors import FastStyleError
+from fast_style.images import atomic_output, atomic_write_bytes
+from fast_style.transformer import ARCHITECTURE, ModelConfig, TransformerNet
+
+MODEL_FORMAT = "fast_style.model"
+FORMAT_VERSION = 1
+METADATA_KEY = "fast_style"
+
+
+class CheckpointError(FastStyleError):
+    """A model or training-state file that cannot be used."""
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic JSON write (a crash leaves the old file or the new one, never half of one)."""
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: not valid JSON ({error.__class__.__name__}); the file is damaged") from None
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, header: dict[str, str] | None = None) -> None:
+    """Atomically write tensors as safetensors (contiguous CPU copies)."""
+    from safetensors.torch import save_file
+
+    tensors = {name: value.detach().to("cpu").contiguous() for name, value in tensors.items()}
+    with atomic_output(path) as temp:
+        save_file(tensors, str(temp), metadata=header)
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file and its header; anything else is a one-line CheckpointError."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file; pass a model.safetensors written by `fast-style train`")
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic[:1] == b"\x80" or magic == b"PK\x03\x04" or path.suffix in (".pt", ".pth", ".ckpt", ".pkl"):
+        raise CheckpointError(f"{path}: a pickle/torch file, which fast_style never loads (it could run code); "
+                              "pass a model.safetensors written by `fast-style train`")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except Exception as error:  # safetensors raises its own error types for damaged headers/data
+        raise CheckpointError(f"{path}: not a readable safetensors file ({str(error)[:80]}); "
+                              "it may be truncated: re-copy it or re-export the model") from None
+    return tensors, header
+
+
+def save_model(model: TransformerNet, path: str | Path, metadata: dict[str, Any],
+               dtype: torch.dtype | None = None) -> Path:
+    """Write ``path`` (.safetensors) and the JSON beside it; ``dtype`` e.g. fp16 to halve the file."""
+    path = Path(path)
+    info = {"format": MODEL_FORMAT, "format_version": FORMAT_VERSION, "model": model.config.to_metadata(), **metadata}
+    state = {name: value.to(dtype) if dtype and value.is_floating_point() else value
+             for name, value in model.state_dict().items()}
+    header = {METADATA_KEY: json.dumps({"format": MODEL_FORMAT, "format_version": FORMAT_VERSION,
+                                        "model": info["model"]})}
+    save_tensors(state, path, header)
+    write_json(path.with_suffix(".json"), info)
+    return path
+
+
+def model_path(path: str | Path) -> Path:
+    """Accept the .safetensors, the .json beside it, or the folder holding model.safetensors."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / "model.safetensors"
+    elif path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    return path
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
+    """Rebuild the network from a model file's own metadata; returns (model in eval mode, metadata)."""
+    path = model_path(path)
+    tensors, header = load_tensors(path)
+    try:
+        info = json.loads(header[METADATA_KEY])
+    except (KeyError, json.JSONDecodeError):
+        raise CheckpointError(f"{path}: a safetensors file, but not a fast_style model (no '{METADATA_KEY}' "
+                              "header); pass a model.safetensors written by `fast-style train`") from None
+    if info.get("format") != MODEL_FORMAT or info.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: model format {info.get('format')} v{info.get('format_version')} is not "
+                              f"supported by this fast_style; upgrade fast_style")
+    arch = dict(info.get("model", {}))
+    if arch.pop("architecture", None) != ARCHITECTURE:
+        raise CheckpointError(f"{path}: architecture is not {ARCHITECTURE}; this file is for another network")
+    try:
+        model = TransformerNet(ModelConfig(**arch))
+    except TypeError:
+        raise CheckpointError(f"{path}: unknown model settings {sorted(arch)}; upgrade fast_style") from None
+    expected = model.state_dict()
+    mismatch = sorted(set(expected) ^ set(tensors)) or [k for k in expected if expected[k].shape != tensors[k].shape]
+    if mismatch:
+        raise CheckpointError(f"{path}: weights do not fit the {ARCHITECTURE} network its header describes "
+                              f"(first mismatch: '{mismatch[0]}'); the file is damaged or from another network")
+    model.load_state_dict({name: value.float() for name, value in tensors.items()})
+    json_path = path.with_suffix(".json")
+    if json_path.is_file():
+        info = {**read_json(json_path), **info}
+    return model.to(device).eval(), info

@@ -1,0 +1,68 @@
+"""``fast-style``: one console command, one small module per subcommand.
+
+Each module in :mod:`fast_style.commands` defines ``HELP``, ``add_arguments(parser)`` and
+``main(args) -> int`` and imports torch only inside ``main``, so ``--help`` is instant.
+Errors caused by the user (:class:`~fast_style.errors.FastStyleError`) become one line on
+stderr and exit status 2; Ctrl-C exits with 130 after the command has cleaned up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+
+from fast_style.errors import FastStyleError
+
+COMMANDS = ["optimize", "train", "stylize", "export", "compare", "sweep", "bench", "demo", "models"]
+
+
+def available_commands() -> dict[str, object]:
+    """The subcommand modules that exist in this install, by name."""
+    modules = {}
+    for name in COMMANDS:
+        try:
+            modules[name] = importlib.import_module(f"fast_style.commands.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"fast_style.commands.{name}":
+                raise
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fast-style",
+        description="Fast neural style transfer: train a network per painting, stylize photos in "
+                    "milliseconds, and compare with Gatys optimisation.",
+        epilog="Run `fast-style COMMAND --help` for a command's options. Config keys can be "
+               "overridden as key=value (e.g. loss.style_weight=20).")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in available_commands().items():
+        sub = commands.add_parser(name, help=module.HELP, description=module.HELP,
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.main)
+    return parser
+
+
+def _one_line_warnings(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"fast-style: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = _one_line_warnings
+    try:
+        return int(args.run(args) or 0)
+    except FastStyleError as error:
+        print(f"fast-style {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fast-style {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Small pieces several subcommands share: list flags and the resolved-config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fast_style.errors import FastStyleError
+
+
+def parse_int_list(text: str, flag: str) -> list[int]:
+    """``"256,512"`` -> ``[256, 512]``, with a one-line error naming the flag."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise FastStyleError(f"{flag} {text}: expected comma-separated integers, e.g. 256,512") from None
+    if not values or min(values) <= 0:
+        raise FastStyleError(f"{flag} {text}: expected positive integers, e.g. 256,512")
+    return values
+
+
+def parse_float_list(text: str, flag: str) -> list[float]:
+    """``"1,10,100"`` -> ``[1.0, 10.0, 100.0]``, with a one-line error naming the flag."""
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise FastStyleError(f"{flag} {text}: expected comma-separated numbers, e.g. 1,10,100") from None
+    if not values:
+        raise FastStyleError(f"{flag}: give at least one number")
+    return values
+
+
+def write_resolved_config(config: Any, path: Path) -> Path:
+    """Write the config a run actually used next to its output, atomically."""
+    from fast_style.config import dump_yaml
+    from fast_style.images import atomic_write_bytes
+
+    atomic_write_bytes(path, dump_yaml(config).encode("utf-8"))
+    return path

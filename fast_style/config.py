@@ -1,0 +1,230 @@
+"""Typed configuration: YAML files and dotted ``key=value`` overrides become dataclasses.
+
+Every recipe (optimize, train, compare, ...) declares its settings as a dataclass. This
+module turns a YAML file plus command-line overrides into an instance of it, and rejects
+unknown keys, wrong types and impossible values with one line that names the key, so a
+typo never silently falls back to a default.
+
+Constraints ride on the fields: ``Literal[...]`` for choices, and ``field(metadata=...)``
+with ``min`` (inclusive) or ``gt`` (exclusive) for numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+from fast_style.errors import FastStyleError
+
+T = TypeVar("T")
+
+
+class ConfigError(FastStyleError):
+    """A config file or override that cannot be used as given."""
+
+
+def positive(default: Any) -> Any:
+    """A field that must be > 0 (sizes, steps, learning rates)."""
+    return dataclasses.field(default=default, metadata={"gt": 0})
+
+
+def non_negative(default: Any) -> Any:
+    """A field that must be >= 0 (loss weights, intervals where 0 means 'never')."""
+    return dataclasses.field(default=default, metadata={"min": 0})
+
+
+def nested(factory: type) -> Any:
+    """A sub-section of the config, built from its own defaults."""
+    return dataclasses.field(default_factory=factory)
+
+
+def mapping(default: dict) -> Any:
+    """A dict-valued field with a fresh copy of ``default`` per instance."""
+    return dataclasses.field(default_factory=lambda: dict(default))
+
+
+def sequence(default: list) -> Any:
+    """A list-valued field with a fresh copy of ``default`` per instance."""
+    return dataclasses.field(default_factory=lambda: list(default))
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, turning every way it can fail into one ConfigError line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found; check the path given to --config") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read config ({error.__class__.__name__}); pass a UTF-8 YAML file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid syntax"
+        raise ConfigError(f"{path}: not valid YAML{where} ({problem}); fix the file") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: typing.Iterable[str]) -> dict[str, Any]:
+    """Set ``a.b.c=value`` overrides into a nested dict; values are parsed as YAML scalars."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not of the form key=value (e.g. loss.style_weight=5)")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        set_key(data, key, value)
+    return data
+
+
+def set_key(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set dotted ``key`` in a nested dict, creating sections on the way."""
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override '{key}': '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.Iterable[str] = (),
+                values: dict[str, Any] | None = None) -> T:
+    """Build ``cls`` from defaults, then the YAML file, then ``values`` (flags), then overrides."""
+    data = read_yaml(path) if path else {}
+    source = str(path) if path else "config"
+    for key, value in (values or {}).items():
+        if value is not None:
+            set_key(data, key, value)
+    apply_overrides(data, overrides)
+    return from_dict(cls, data, source=source)
+
+
+def from_dict(cls: type[T], data: dict[str, Any], *, source: str = "config", prefix: str = "") -> T:
+    """Check ``data`` against dataclass ``cls`` field by field and build it."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: '{prefix.rstrip('.')}' must be a section (mapping), got {_show(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        known = ", ".join(sorted(fields))
+        raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}' (known here: {known})")
+    kwargs = {}
+    for name, value in data.items():
+        key = prefix + name
+        kwargs[name] = _coerce(hints[name], value, source=source, key=key)
+        _check_bounds(fields[name], kwargs[name], source=source, key=key)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, *, source: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    fail = ConfigError(f"{source}: key '{key}' must be {_describe(hint)}, got {_show(value)}")
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value if value is not None else {}, source=source, prefix=key + ".")
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, source=source, key=key)
+            except ConfigError:
+                continue
+        raise fail
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{source}: key '{key}' must be one of {', '.join(map(str, args))}; got {_show(value)}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise fail
+        return [_coerce(args[0], item, source=source, key=f"{key}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise fail
+        return {_coerce(args[0], k, source=source, key=key): _coerce(args[1], v, source=source, key=f"{key}.{k}")
+                for k, v in value.items()}
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise fail
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise fail
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise fail
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise fail
+    raise fail
+
+
+def _check_bounds(field: dataclasses.Field, value: Any, *, source: str, key: str) -> None:
+    values = value if isinstance(value, list) else value.values() if isinstance(value, dict) else [value]
+    for item in values:
+        if not isinstance(item, (int, float)) or isinstance(item, bool):
+            continue
+        if "gt" in field.metadata and not item > field.metadata["gt"]:
+            raise ConfigError(f"{source}: key '{key}' must be greater than {field.metadata['gt']}, got {item}")
+        if "min" in field.metadata and not item >= field.metadata["min"]:
+            raise ConfigError(f"{source}: key '{key}' must be at least {field.metadata['min']}, got {item}")
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if origin is list:
+        return f"a list of {_describe(typing.get_args(hint)[0])}s"
+    if origin is dict:
+        return "a mapping"
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            type(None): "null"}.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The config as plain data (for JSON metadata and the resolved YAML)."""
+    return dataclasses.asdict(config)
+
+
+def dump_yaml(config: Any) -> str:
+    """The resolved config as YAML text, in field order."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)

@@ -1,0 +1,142 @@
+"""The one perceptual loss: content + Gram style + total variation.
+
+Optimisation, training, evaluation and comparison all score images with
+:class:`PerceptualLoss`, so "the loss" means the same thing everywhere.
+
+Normalisation (why the weights are portable): each content and style term is a *relative*
+squared error, ``||x - target||^2 / ||target||^2``, per image and per layer. That makes a
+term's size independent of the image size, of the layer's depth and width, and of the
+weight source's input scale (Caffe features are ~60x larger than torchvision's), so one
+set of weights means the same balance everywhere. Gram matrices are divided by the number
+of positions, so the painting's statistics do not depend on the size it is seen at.
+Total variation is the mean squared difference between neighbouring pixels in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from fast_style.config import mapping, nested, non_negative
+from fast_style.vgg import LossNetworkConfig, VGGFeatures, build_loss_network
+
+EPS = 1e-8
+GATYS_STYLE_LAYERS = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0}
+
+
+@dataclass
+class LossConfig:
+    """Layers, per-layer weights and term weights of the perceptual loss (Gatys defaults)."""
+
+    network: LossNetworkConfig = nested(LossNetworkConfig)
+    content_layers: dict[str, float] = mapping({"relu4_2": 1.0})
+    style_layers: dict[str, float] = mapping(GATYS_STYLE_LAYERS)
+    content_weight: float = non_negative(1.0)
+    style_weight: float = non_negative(10.0)
+    tv_weight: float = non_negative(10.0)
+
+
+@dataclass
+class LossTerms:
+    """Each weighted term per image (shape ``(B,)``) and their sum; ``.mean()`` for a batch."""
+
+    content: torch.Tensor
+    style: torch.Tensor
+    tv: torch.Tensor
+
+    @property
+    def total(self) -> torch.Tensor:
+        return self.content + self.style + self.tv
+
+    def mean(self) -> "LossTerms":
+        return LossTerms(self.content.mean(), self.style.mean(), self.tv.mean())
+
+    def as_floats(self) -> dict[str, float]:
+        """Batch-mean values as plain floats, for logs, bars and reports."""
+        terms = self.mean()
+        return {"loss": float(terms.total), "content": float(terms.content),
+                "style": float(terms.style), "tv": float(terms.tv)}
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C) channel correlations divided by H*W (size-independent), in fp32."""
+    b, c, h, w = features.shape
+    flat = features.float().reshape(b, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+
+
+def relative_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image ``||value - target||^2 / ||target||^2`` (target broadcast over the batch)."""
+    value, target = value.float(), target.float()
+    dims = tuple(range(1, value.dim()))
+    error = (value - target).pow(2).sum(dims)
+    return error / (target.pow(2).sum(dims) + EPS)
+
+
+def total_variation(image: torch.Tensor) -> torch.Tensor:
+    """Per-image mean squared difference between horizontal and vertical neighbours."""
+    image = image.float()
+    dh = (image[:, :, 1:, :] - image[:, :, :-1, :]).pow(2).mean((1, 2, 3)) if image.shape[2] > 1 else 0
+    dw = (image[:, :, :, 1:] - image[:, :, :, :-1]).pow(2).mean((1, 2, 3)) if image.shape[3] > 1 else 0
+    return torch.zeros(image.shape[0], device=image.device) + dh + dw
+
+
+class PerceptualLoss(nn.Module):
+    """Scores images against a painting (cached Gram targets) and their content photos."""
+
+    def __init__(self, network: VGGFeatures, config: LossConfig):
+        super().__init__()
+        self.network = network
+        self.config = config
+        self.content_layers = dict(config.content_layers)
+        self.style_layers = dict(config.style_layers)
+        self.layers = sorted(set(self.content_layers) | set(self.style_layers))
+        self.style_targets: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def from_config(cls, config: LossConfig) -> "PerceptualLoss":
+        """Build the loss network truncated at the deepest layer this loss uses."""
+        layers = sorted(set(config.content_layers) | set(config.style_layers))
+        return cls(build_loss_network(config.network, layers), config)
+
+    @torch.no_grad()
+    def set_style(self, style: torch.Tensor) -> None:
+        """Compute the painting's Gram matrices once; ``style`` is (1, 3, H, W) in [0, 1]."""
+        features = self.network(style, self.style_layers)
+        self.style_targets = {name: gram_matrix(features[name]) for name in self.style_layers}
+
+    @torch.no_grad()
+    def content_features(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Content targets of photos, computed without a graph."""
+        return self.network(content, self.content_layers)
+
+    def forward(self, image: torch.Tensor, content: torch.Tensor | None = None,
+                content_targets: dict[str, torch.Tensor] | None = None) -> LossTerms:
+        """Per-image weighted terms of ``image`` against its photo and the painting.
+
+        Give the photo either as ``content`` (its features come from the same VGG pass as
+        the image's, which is faster for training) or as precomputed ``content_targets``.
+        """
+        if not self.style_targets and self.style_layers:
+            raise RuntimeError("PerceptualLoss.set_style must be called before scoring images")
+        batch = image.shape[0]
+        if content is not None:
+            both = self.network(torch.cat([image, content.to(image.dtype)]), self.layers)
+            features = {name: value[:batch] for name, value in both.items()}
+            content_targets = {name: both[name][batch:].detach() for name in self.content_layers}
+        else:
+            features = self.network(image, self.layers)
+        zero = torch.zeros(batch, device=image.device)
+        content_term = zero
+        if self.content_layers and self.config.content_weight:
+            if content_targets is None:
+                raise ValueError("content loss needs the photo: pass content= or content_targets=")
+            content_term = sum(weight * relative_error(features[name], content_targets[name])
+                               for name, weight in self.content_layers.items())
+        style_term = sum((weight * relative_error(gram_matrix(features[name]), self.style_targets[name])
+                          for name, weight in self.style_layers.items()), zero)
+        tv_term = total_variation(image)
+        return LossTerms(self.config.content_weight * content_term, self.config.style_weight * style_term,
+                         self.config.tv_weight * tv_term)
