@@ -1,0 +1,36 @@
+"""``fast-style train``: train one transformation network for one painting."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Train a fast style network for one painting (Johnson et al. 2016); resumable."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML config, e.g. configs/starry_night.yaml")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint (same as resume=true)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, e.g. style_image=painting.jpg data.folder=photos/ steps=2000")
+
+
+def main(args: argparse.Namespace) -> int:
+    from fast_style.commands.common import write_resolved_config
+    from fast_style.config import load_config
+    from fast_style.train import TrainConfig, Trainer
+
+    config = load_config(TrainConfig, args.config, args.overrides, {"resume": True if args.resume else None})
+    trainer = Trainer(config)
+    if trainer.dist.main:
+        trainer.output_dir.mkdir(parents=True, exist_ok=True)
+        write_resolved_config(config, trainer.output_dir / "config.yaml")
+    try:
+        path = trainer.run()
+    finally:
+        if trainer.dist.world > 1:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+    if trainer.dist.main:
+        print(f"wrote {path} (and {path.with_suffix('.json').name}) after {trainer.step} steps; "
+              f"stylize with: fast-style stylize --model {path} PHOTO --output OUT.png")
+    return 0

@@ -1,0 +1,360 @@
+"""Johnson et al. training: one transformation network per painting.
+
+The network is trained against the frozen loss network with the same
+:class:`~fast_style.losses.PerceptualLoss` that scores Gatys optimisation, so the two are
+comparable by construction. The loop is small; what makes it dependable lives around it:
+
+* checkpoints every N steps (atomic, verified on load, last K kept) hold everything a run
+  needs to continue exactly, and ``resume: auto`` picks up the newest intact one;
+* a non-finite loss skips the step and, after ``max_bad_steps`` in a row, stops the run
+  with its last good checkpoint; Ctrl-C writes a checkpoint and exits cleanly;
+* under ``torchrun`` it trains with DistributedDataParallel; rank 0 alone logs and writes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from fast_style.checkpoint import save_model
+from fast_style.config import nested, non_negative, positive, to_dict
+from fast_style.data import (DataConfig, PhotoDataset, StepBatchSampler, collate, resize_crop, split_validation,
+                             training_paths)
+from fast_style.errors import FastStyleError
+from fast_style.images import load_image
+from fast_style.losses import LossConfig, PerceptualLoss
+from fast_style.runtime import Device, progress, resolve_device, seed_everything
+from fast_style.train_state import TrainState, latest_checkpoint, load_state, save_state
+from fast_style.transformer import ModelConfig, TransformerNet
+from fast_style.vgg import describe
+
+
+@dataclass
+class ValidationConfig:
+    """Held-out photos scored (and shown in TensorBoard) every ``every`` steps."""
+
+    every: int = non_negative(500)  # 0: only at the end
+    size: int = positive(256)
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``fast-style train`` needs; every key can be overridden as key=value."""
+
+    style_image: str | None = None
+    style_size: int = positive(512)  # the painting's longer side in pixels when its Gram targets are taken
+    output_dir: str = "runs/style"
+    image_size: int = positive(256)
+    batch_size: int = positive(4)
+    steps: int = positive(40000)
+    lr: float = positive(1e-3)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    seed: int = 0
+    device: Device = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = True
+    compile: bool = False
+    deterministic: bool = False
+    checkpoint_every: int = non_negative(1000)
+    keep_checkpoints: int = positive(3)
+    resume: Literal[True, False, "auto"] = "auto"
+    log_every: int = positive(50)
+    max_bad_steps: int = positive(10)
+    model: ModelConfig = nested(ModelConfig)
+    loss: LossConfig = nested(LossConfig)
+    data: DataConfig = nested(DataConfig)
+    validation: ValidationConfig = nested(ValidationConfig)
+
+
+@dataclass
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> Distributed:
+    """Join the torchrun process group if launched under torchrun (gloo on CPU, nccl on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed()
+    import torch.distributed as dist
+
+    use_cuda = device_name != "cpu" and torch.cuda.is_available()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    info = Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    if use_cuda:
+        torch.cuda.set_device(info.local_rank)
+    return info
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16/fp16 autocast where asked for; fp32 runs plain."""
+    if precision == "fp32":
+        return nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise FastStyleError("precision=fp16 needs a CUDA GPU; use precision=bf16 or fp32 on the CPU")
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Constant, or cosine decay to 1 % of ``lr`` over the run."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    progress_fraction = min(step / max(config.steps, 1), 1.0)
+    return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress_fraction)))
+
+
+class Trainer:
+    """Owns the model, loss, optimiser and data of one run; ``run()`` trains to ``steps``."""
+
+    def __init__(self, config: TrainConfig):
+        if not config.style_image:
+            raise FastStyleError("train needs a painting: set style_image=PATH (in the config or as an override)")
+        self.config = config
+        self.dist = init_distributed(config.device)
+        self.device = resolve_device(config.device)
+        if self.dist.world > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        else:
+            torch.backends.cudnn.benchmark = True
+        seed_everything(config.seed)
+        self.output_dir = Path(config.output_dir)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model = TransformerNet(config.model).to(self.device, memory_format=self.memory_format)
+        self.loss = PerceptualLoss.from_config(config.loss).to(self.device)
+        style = load_image(config.style_image, size=config.style_size).unsqueeze(0).to(self.device)
+        self.loss.set_style(style)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
+        paths, validation = split_validation(training_paths(config.data), config.data)
+        self.train_set = PhotoDataset(paths, config.image_size, preload=config.data.preload)
+        self.validation = (torch.stack([resize_crop(p, config.validation.size, None) for p in validation])
+                           if validation else None)
+        self.validation_paths = [str(p) for p in validation]
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        self.skipped_files: list[str] = []
+        self.bad_steps = 0
+        self.network = self.model
+        if self.dist.world > 1:
+            self.network = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.forward = torch.compile(self.network) if config.compile else self.network
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> TrainState:
+        return TrainState(step=self.step, model=self.model, optimizer=self.optimizer, scaler=self.scaler,
+                          history=self.history, config=to_dict(self.config), skipped_files=self.skipped_files)
+
+    def restore(self) -> Path | None:
+        """Continue from the newest intact checkpoint when ``resume`` allows it."""
+        if self.config.resume is False:
+            return None
+        found = latest_checkpoint(self.output_dir / "checkpoints")
+        if found is None:
+            if self.config.resume is True:
+                raise FastStyleError(f"resume=true but {self.output_dir / 'checkpoints'} holds no intact checkpoint; "
+                                     "use resume=auto or resume=false")
+            return None
+        loaded = load_state(found, self.model, self.optimizer, self.scaler, self.device)
+        self.step, self.history, self.skipped_files = loaded.step, loaded.history, loaded.skipped_files
+        return found
+
+    def checkpoint(self) -> None:
+        """Write a checkpoint (rank 0); a failed write keeps the previous one and says so."""
+        if not self.dist.main:
+            return
+        try:
+            save_state(self.output_dir / "checkpoints", self.state(), keep=self.config.keep_checkpoints)
+        except OSError as error:
+            print(f"fast-style train: warning: could not write the step {self.step} checkpoint ({error}); "
+                  "the previous checkpoint is intact", flush=True)
+        except FastStyleError as error:
+            print(f"fast-style train: warning: {error}; the previous checkpoint is intact", flush=True)
+
+    # ------------------------------------------------------------------ steps
+
+    def loader(self, start: int) -> torch.utils.data.DataLoader:
+        sampler = StepBatchSampler(len(self.train_set), self.config.batch_size, self.config.seed, start,
+                                   self.config.steps, self.dist.rank, self.dist.world)
+        workers = 0 if self.train_set.preloaded is not None else self.config.data.workers
+        return torch.utils.data.DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate,
+                                           num_workers=workers, pin_memory=self.device.type == "cuda",
+                                           persistent_workers=False, prefetch_factor=4 if workers else None)
+
+    def train_step(self, photos: torch.Tensor) -> dict[str, float] | None:
+        """One optimiser step; None when the loss was not finite (the step is not applied)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.config, self.step)
+        photos = photos.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        with autocast(self.device, self.config.precision):
+            stylized = self.forward(photos)
+            terms = self.loss(stylized, content=photos).mean()
+        total = terms.total
+        finite = torch.isfinite(total)
+        if self.dist.world > 1:  # every rank must agree to skip, or DDP would hang
+            import torch.distributed as dist
+            flag = finite.float().to(self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+            finite = flag > 0
+        if not bool(finite):
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return {**terms.as_floats(), "lr": self.optimizer.param_groups[0]["lr"]}
+
+    @torch.no_grad()
+    def validate(self) -> tuple[dict[str, float], torch.Tensor] | None:
+        """Loss on the held-out photos, and their stylizations for TensorBoard."""
+        if self.validation is None:
+            return None
+        self.model.eval()
+        photos = self.validation.to(self.device)
+        stylized = self.model(photos.contiguous(memory_format=self.memory_format)).float()
+        terms = self.loss(stylized, content=photos).as_floats()
+        self.model.train()
+        return terms, stylized.cpu()
+
+    def run(self) -> Path:
+        """Train from the current step to ``steps``; returns the finished model's path."""
+        resumed = self.restore()
+        writer = self._writer()
+        if self.dist.main:
+            where = f"resuming from {resumed} at step {self.step}" if resumed else "starting from scratch"
+            print(f"fast-style train: {len(self.train_set)} photos, {self.config.steps} steps of "
+                  f"{self.config.batch_size} on {self.device}; {where}", flush=True)
+        self.model.train()
+        bar = progress(total=self.config.steps, desc="train", unit="step", disable=None if self.dist.main else True)
+        bar.update(self.step)
+        window: list[dict[str, float]] = []
+        started, images_seen = time.perf_counter(), 0
+        try:
+            for photos, skipped in self.loader(self.step):
+                for reason in skipped:
+                    if self.dist.main:
+                        print(f"fast-style train: warning: skipped {reason}", flush=True)
+                    self.skipped_files.append(reason)
+                values = self.train_step(photos)
+                if values is None:
+                    self.bad_steps += 1
+                    if self.dist.main:
+                        print(f"fast-style train: warning: non-finite loss at step {self.step + 1}; step skipped",
+                              flush=True)
+                    if self.bad_steps >= self.config.max_bad_steps:
+                        raise FastStyleError(
+                            f"the loss was not finite for {self.bad_steps} steps in a row (step {self.step + 1}); "
+                            f"stopped with the last good checkpoint in {self.output_dir / 'checkpoints'}; "
+                            "lower lr or use precision=fp32")
+                    continue
+                self.bad_steps = 0
+                self.step += 1
+                images_seen += photos.shape[0] * self.dist.world
+                window.append(values)
+                rate = images_seen / max(time.perf_counter() - started, 1e-9)
+                bar.update(1)
+                bar.set_postfix(loss=f"{values['loss']:.4g}", img_s=f"{rate:.0f}", refresh=False)
+                if self.step % self.config.log_every == 0 or self.step == self.config.steps:
+                    self._log(writer, window, rate)
+                    window = []
+                every = self.config.validation.every
+                if every and self.step % every == 0 and self.step != self.config.steps:
+                    self._log_validation(writer)
+                if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+                    self.checkpoint()
+        except KeyboardInterrupt:
+            self.checkpoint()
+            if self.dist.main:
+                print(f"fast-style train: interrupted at step {self.step}; checkpoint written, "
+                      "run the same command again to resume", flush=True)
+            raise
+        finally:
+            bar.close()
+        return self._finish(writer)
+
+    # ------------------------------------------------------------------ outputs
+
+    def _writer(self):
+        if not self.dist.main:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        writer = SummaryWriter(str(self.output_dir))
+        from fast_style.config import dump_yaml
+        writer.add_text("config", "```\n" + dump_yaml(self.config) + "\n```", self.step)
+        return writer
+
+    def _log(self, writer, window: list[dict[str, float]], rate: float) -> None:
+        if not self.dist.main or not window:
+            return
+        mean = {key: sum(v[key] for v in window) / len(window) for key in window[0]}
+        self.history.append({"step": self.step, **mean, "images_per_second": rate})
+        for key, value in mean.items():
+            writer.add_scalar(f"train/{key}", value, self.step)
+        writer.add_scalar("train/images_per_second", rate, self.step)
+
+    def _log_validation(self, writer) -> dict[str, float] | None:
+        if not self.dist.main:
+            return None
+        result = self.validate()
+        if result is None:
+            return None
+        terms, images = result
+        for key, value in terms.items():
+            writer.add_scalar(f"validation/{key}", value, self.step)
+        writer.add_images("validation/stylized", images, self.step)
+        self.history.append({"step": self.step, **{f"validation_{k}": v for k, v in terms.items()}})
+        return terms
+
+    def _finish(self, writer) -> Path:
+        if self.dist.world > 1:
+            import torch.distributed as dist
+            dist.barrier()
+        path = self.output_dir / "model.safetensors"
+        if self.dist.main:
+            validation = self._log_validation(writer)
+            writer.close()
+            self.checkpoint()
+            save_model(self.model, path, self.metadata(validation))
+        return path
+
+    def metadata(self, validation: dict[str, float] | None) -> dict:
+        """What the model card and ``compare`` need: the loss it was trained with, and how."""
+        config = self.config
+        return {
+            "style": {"image": config.style_image, "name": Path(config.style_image).stem, "size": config.style_size},
+            "loss": to_dict(config.loss),
+            "loss_network": describe(self.loss.network),
+            "training": {"steps": self.step, "batch_size": config.batch_size, "image_size": config.image_size,
+                         "images_seen": self.step * config.batch_size, "photos": len(self.train_set),
+                         "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+                         "skipped_files": len(self.skipped_files)},
+            "final_loss": next((h for h in reversed(self.history) if "loss" in h), None),
+            "validation_loss": validation,
+            "validation_photos": self.validation_paths,
+            "config": to_dict(config),
+            "loss_history": self.history,
+        }

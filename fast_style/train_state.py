@@ -1,0 +1,156 @@
+"""Training checkpoints: everything needed to continue a run exactly, written atomically.
+
+A checkpoint is a folder ``step_00001000/`` holding ``model.safetensors`` (the network),
+``state.safetensors`` (optimiser moments and RNG states) and ``state.json`` (step, loss
+history, config, optimiser hyper-parameters, grad-scaler state, and the SHA-256 of both
+tensor files). It is assembled in a hidden temporary folder and renamed into place, so a
+crash or a full disk leaves either the whole new checkpoint or none of it; loading checks
+the hashes, and resuming skips any checkpoint that fails them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fast_style.checkpoint import CheckpointError, load_tensors, read_json, save_tensors, write_json
+
+STATE_FORMAT = "fast_style.train_state"
+
+
+@dataclass
+class TrainState:
+    """The live objects and bookkeeping a checkpoint captures."""
+
+    step: int
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    history: list[dict[str, float]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    skipped_files: list[str] = field(default_factory=list)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _split_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Optimiser state -> (tensors for safetensors, JSON-able rest)."""
+    tensors, plain = {}, {}
+    for param_id, values in state_dict["state"].items():
+        plain[str(param_id)] = {}
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{param_id}.{key}"] = value
+            else:
+                plain[str(param_id)][key] = value
+    return tensors, {"state": plain, "param_groups": state_dict["param_groups"]}
+
+
+def _join_optimizer(tensors: dict[str, torch.Tensor], plain: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {int(k): dict(v) for k, v in plain["state"].items()}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, param_id, key = name.split(".", 2)
+            state.setdefault(int(param_id), {})[key] = value
+    return {"state": state, "param_groups": plain["param_groups"]}
+
+
+def save_state(folder: Path, state: TrainState, keep: int) -> Path:
+    """Write ``folder/step_XXXXXXXX`` atomically and keep only the newest ``keep``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"step_{state.step:08d}"
+    temp = folder / f".{final.name}.{os.getpid()}.tmp"
+    shutil.rmtree(temp, ignore_errors=True)
+    temp.mkdir()
+    try:
+        save_tensors(state.model.state_dict(), temp / "model.safetensors")
+        optimizer_tensors, optimizer_plain = _split_optimizer(state.optimizer.state_dict())
+        rng = {"rng.torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng.update({f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+        save_tensors({**optimizer_tensors, **rng}, temp / "state.safetensors")
+        write_json(temp / "state.json", {
+            "format": STATE_FORMAT, "step": state.step, "history": state.history, "config": state.config,
+            "skipped_files": state.skipped_files, "optimizer": optimizer_plain,
+            "scaler": state.scaler.state_dict(),
+            "sha256": {name: _sha256(temp / name) for name in ("model.safetensors", "state.safetensors")}})
+        if final.exists():  # the same step written again (e.g. Ctrl-C right after a checkpoint)
+            shutil.rmtree(final)
+        os.replace(temp, final)
+        _fsync_dir(folder)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    for old in sorted(folder.glob("step_*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def verify(checkpoint: Path) -> dict:
+    """The checkpoint's JSON if every file is present and matches its hash; else CheckpointError."""
+    info = read_json(checkpoint / "state.json")
+    if info.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"{checkpoint}: not a fast_style training checkpoint")
+    for name, digest in info.get("sha256", {}).items():
+        path = checkpoint / name
+        if not path.is_file() or _sha256(path) != digest:
+            raise CheckpointError(f"{path}: missing or damaged (hash mismatch)")
+    return info
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint that verifies; damaged ones are reported and passed over."""
+    for candidate in sorted(folder.glob("step_*"), reverse=True):
+        try:
+            verify(candidate)
+            return candidate
+        except CheckpointError as error:
+            warnings.warn(f"{error}; trying an older checkpoint")
+    return None
+
+
+def load_state(checkpoint: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, device: torch.device) -> TrainState:
+    """Restore model, optimiser, scaler and RNG from a verified checkpoint."""
+    info = verify(checkpoint)
+    weights, _ = load_tensors(checkpoint / "model.safetensors")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError:
+        raise CheckpointError(f"{checkpoint}: its network does not match this config's model settings; "
+                              "train into a new output_dir or restore the original model.* keys") from None
+    tensors, _ = load_tensors(checkpoint / "state.safetensors")
+    optimizer.load_state_dict(_join_optimizer(tensors, info["optimizer"]))
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if torch.is_tensor(value) and key != "step":
+                state[key] = value.to(device)
+    scaler.load_state_dict(info["scaler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    if torch.cuda.is_available():
+        cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+    return TrainState(step=info["step"], model=model, optimizer=optimizer, scaler=scaler, history=info["history"],
+                      config=info["config"], skipped_files=info.get("skipped_files", []))
