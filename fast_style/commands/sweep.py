@@ -1,0 +1,43 @@
+"""``fast-style sweep``: Gatys optimisation across style/content weight ratios, as a strip and an animation."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Optimise one photo for a range of style/content weight ratios; write a labelled strip and a GIF."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--content", metavar="PHOTO", help="the photo to stylize")
+    parser.add_argument("--style", metavar="PAINTING", help="the painting whose style to take")
+    parser.add_argument("--output", required=True, metavar="DIR",
+                        help="folder for strip.png, sweep.gif, sweep.json and frames/")
+    parser.add_argument("--ratios", default="1,3,10,30,100", metavar="R,R,...",
+                        help="style weight / content weight ratios, one frame each")
+    parser.add_argument("--size", type=int, help="longer side of the output in pixels (default 512)")
+    parser.add_argument("--steps", type=int, help="iterations per ratio (default 300)")
+    parser.add_argument("--optimizer", choices=["lbfgs", "adam"], help="lbfgs (default) or adam")
+    parser.add_argument("--init", choices=["content", "noise"], help="start from the photo (default) or noise")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to run (default auto)")
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML optimize config; flags and key=value override it")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loss.tv_weight=1")
+
+
+def main(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fast_style.commands.common import parse_float_list
+    from fast_style.compare import sweep
+    from fast_style.config import load_config
+    from fast_style.optimize import OptimizeConfig
+
+    values = {"content": args.content, "style": args.style, "output": args.output, "size": args.size,
+              "steps": args.steps, "optimizer": args.optimizer, "init": args.init, "device": args.device}
+    config = load_config(OptimizeConfig, args.config, args.overrides, values)
+    report = sweep(config, parse_float_list(args.ratios, "--ratios"), args.output)
+    for frame in report["frames"]:
+        print(f"style/content {frame['ratio']:<8g} loss {frame['loss']:.4g} (content {frame['content']:.4g}, "
+              f"style {frame['style']:.4g}, tv {frame['tv']:.4g}) in {frame['seconds']:.1f} s")
+    output = Path(args.output)
+    print(f"wrote {output / 'strip.png'}, {output / 'sweep.gif'} and {output / 'sweep.json'}")
+    return 0
