@@ -23,7 +23,7 @@ def main(args: argparse.Namespace) -> int:
 
     from fast_style.errors import FastStyleError
     from fast_style.images import save_image
-    from fast_style.models import DEFAULT_MODEL, resolve_model
+    from fast_style.models import DEFAULT_MODEL
     from fast_style.stylize import load_stylizer
 
     try:
@@ -32,7 +32,7 @@ def main(args: argparse.Namespace) -> int:
         raise FastStyleError("the demo photo comes from scikit-image: `pip install scikit-image`") from None
     photo = Image.fromarray(getattr(skimage.data, args.photo)())
     name = args.model or DEFAULT_MODEL
-    stylizer = load_stylizer(resolve_model(name), device=args.device)
+    stylizer = load_stylizer(name, device=args.device)
     stylizer.stylize(photo.resize((64, 64)))  # warm-up, so the time below is the steady-state one
     started = time.perf_counter()
     result = stylizer.stylize(photo)

@@ -1,0 +1,26 @@
+"""``fast-style export``: a trained model as ONNX or TorchScript, for any image size."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Export a trained model to ONNX or TorchScript (dynamic batch, height and width)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="MODEL",
+                        help="model.safetensors written by `fast-style train` (or its .json, or their folder)")
+    parser.add_argument("--format", choices=["onnx", "torchscript"],
+                        help="onnx (needs: pip install 'fast_style[onnx]') or torchscript; "
+                             "default: from the --output suffix (.onnx / .pt)")
+    parser.add_argument("--output", "-o", required=True, metavar="FILE", help="where to write the exported model")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset version")
+
+
+def main(args: argparse.Namespace) -> int:
+    from fast_style.export import CHECK_SHAPES, export_model
+
+    difference = export_model(args.model, args.output, args.format, opset=args.opset)
+    sizes = ", ".join(f"{w}x{h}" for _, _, h, w in CHECK_SHAPES)
+    print(f"wrote {args.output}; matches PyTorch at {sizes} (max difference {difference:.1e})")
+    return 0

@@ -1,0 +1,142 @@
+"""Export a trained network to ONNX or TorchScript that accepts any batch, height and width.
+
+Both formats are produced by tracing, which records Python arithmetic on sizes as constants: the
+network's own pad-to-a-multiple-of-4 (a Python ``max``, an ``if`` and a mode chosen by comparing
+sizes) would be frozen at the example's size. :class:`ExportableNet` therefore restates that padding
+with tensor operations on the input's shape, so the exported graph pads, runs and crops correctly at
+every size, odd and tiny ones included. Every export is checked against PyTorch at a size other than
+the traced one before it is renamed into place, so a wrong file is never written.
+
+ONNX needs the optional extra: ``pip install 'fast_style[onnx]'`` (onnx + onnxruntime).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fast_style.errors import FastStyleError
+from fast_style.images import atomic_output
+from fast_style.transformer import MIN_SIDE, TransformerNet
+
+FORMATS: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}
+TRACE_SHAPE = (1, 3, 64, 48)  # any shape works: sizes are not frozen into the graph
+CHECK_SHAPES = ((1, 3, 37, 53), (2, 3, 13, 70))  # odd sizes, a batch of 2, and a side below MIN_SIDE
+TOLERANCE = 1e-4
+ONNX_EXTRA = "pip install 'fast_style[onnx]'"
+Runner = Callable[[torch.Tensor], torch.Tensor]  # an exported model, callable like the network
+
+
+def padding_to_fit(side: torch.Tensor) -> torch.Tensor:
+    """Tensor version of :func:`fast_style.transformer.padding_to_fit`, traceable with dynamic sizes."""
+    target = torch.clamp(side, min=MIN_SIDE)
+    return target + torch.remainder(-target, 4) - side
+
+
+class ExportableNet(nn.Module):
+    """A :class:`TransformerNet` whose padding is expressed in tensor ops, for tracing.
+
+    ``TransformerNet.forward`` reflects when the padding is smaller than both sides and replicates
+    otherwise. A traced graph cannot branch, so both are computed (the input has 3 channels: cheap)
+    and ``torch.where`` picks; the reflect branch reflects at most ``side - 1`` pixels and replicates
+    the rest, so it stays valid even on the tiny images where it is not chosen.
+    """
+
+    def __init__(self, net: TransformerNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = torch._shape_as_tensor(x)
+        height, width = shape[2], shape[3]
+        pad_h, pad_w = padding_to_fit(height), padding_to_fit(width)
+        reflect_h, reflect_w = torch.minimum(pad_h, height - 1), torch.minimum(pad_w, width - 1)
+        reflected = F.pad(F.pad(x, (0, reflect_w, 0, reflect_h), mode="reflect"),
+                          (0, pad_w - reflect_w, 0, pad_h - reflect_h), mode="replicate")
+        replicated = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        padded = torch.where((pad_h < height) & (pad_w < width), reflected, replicated)
+        y = self.net.decoder(self.net.residuals(self.net.encoder(padded)))
+        return torch.sigmoid(y[:, :, :height, :width])
+
+
+def export_model(model: str | Path, output: str | Path, fmt: str | None = None, *, opset: int = 17) -> float:
+    """Write ``model`` as ONNX or TorchScript to ``output`` (format from ``fmt`` or the suffix).
+
+    Returns the largest difference from PyTorch over :data:`CHECK_SHAPES`; raises FastStyleError
+    (and writes nothing) if the export does not reproduce the network.
+    """
+    from fast_style.stylize import load_stylizer
+
+    output = Path(output)
+    fmt = fmt or next((name for name, suffix in FORMATS.items() if output.suffix.lower() == suffix), None)
+    if fmt not in FORMATS:
+        raise FastStyleError(f"{output}: cannot tell the format from the suffix; pass --format onnx or torchscript")
+    if fmt == "onnx":
+        require_onnx()
+    net = load_stylizer(model, device="cpu").model
+    wrapped = ExportableNet(net).eval()
+    with atomic_output(output) as temp, quiet_tracing(), torch.no_grad():
+        run = export_onnx(wrapped, temp, opset) if fmt == "onnx" else export_torchscript(wrapped, temp)
+        difference = max(check(run, net, shape) for shape in CHECK_SHAPES)
+        if difference > TOLERANCE:
+            raise FastStyleError(f"{output}: the exported {fmt} model differs from PyTorch by {difference:.2g}; "
+                                 "not written (please report this as a bug)")
+    return difference
+
+
+def require_onnx() -> None:
+    """One clear line, naming the install command, when the optional ONNX packages are missing."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as error:
+        raise FastStyleError(f"ONNX export needs the optional packages onnx and onnxruntime ({error.name} is "
+                             f"missing); install them with: {ONNX_EXTRA}") from None
+
+
+def export_onnx(wrapped: ExportableNet, path: Path, opset: int) -> Runner:
+    """Trace to ONNX with dynamic batch/height/width; returns a runner for the written file."""
+    import onnx
+    import onnxruntime
+
+    axes = {0: "batch", 2: "height", 3: "width"}
+    torch.onnx.export(wrapped, (torch.rand(TRACE_SHAPE),), str(path), dynamo=False, opset_version=opset,
+                      input_names=["image"], output_names=["stylized"],
+                      dynamic_axes={"image": axes, "stylized": axes})
+    onnx.checker.check_model(str(path))
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda x: torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+
+
+def export_torchscript(wrapped: ExportableNet, path: Path) -> Runner:
+    """Trace to TorchScript and save; returns the reloaded module (what users will run)."""
+    torch.jit.trace(wrapped, torch.rand(TRACE_SHAPE), check_trace=False).save(str(path))
+    return torch.jit.load(str(path))
+
+
+def check(run: Runner, net: TransformerNet, shape: tuple[int, ...]) -> float:
+    """Largest absolute difference between an exported model and PyTorch on a random batch."""
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    result, expected = run(x), net(x)
+    if result.shape != expected.shape:
+        return float("inf")
+    return (result - expected).abs().max().item()
+
+
+@contextmanager
+def quiet_tracing() -> Iterator[None]:
+    """Silence tracing's known-benign noise: deprecation notices for TorchScript and the legacy ONNX
+    exporter, and TracerWarnings from InstanceNorm2d's channel-count check (a constant). Correctness
+    is checked by :func:`check` instead."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*TorchScript-based ONNX")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", module=r"torch\.onnx")
+        yield
