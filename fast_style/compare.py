@@ -249,15 +249,23 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     painting_file = painting_path(style, trained_on)
     painting = load_image(painting_file, size=style_size).unsqueeze(0)
     loss = PerceptualLoss.from_config(config).to(torch_device)
-    loss.set_style(painting.to(torch_device))
+    named(painting_file, loss.set_style, painting.to(torch_device))
+    # Every photo is read and checked before anything is written: a bad one is refused up
+    # front instead of leaving a half-filled report folder behind.
+    photos = [load_image(path, size=size).unsqueeze(0).to(torch_device) for path in paths]
+    for path, photo in zip(paths, photos):
+        named(path, loss.content_features, photo)
 
     output = Path(output)
-    (output / "images").mkdir(parents=True, exist_ok=True)
+    try:
+        (output / "images").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FastStyleError(f"{output}: cannot create the report folder ({error.strerror}); "
+                             "choose another --output") from None
     methods = ["network", *[f"gatys-{n}" for n in steps]]
     results: list[dict[str, Any]] = []
     grid_rows = []
-    for path, stem in zip(paths, unique_stems(paths)):
-        photo = load_image(path, size=size).unsqueeze(0).to(torch_device)
+    for path, stem, photo in zip(paths, unique_stems(paths), photos):
         outputs = {"network": time_network(stylizer, photo, torch_device)}
         gatys = run_gatys(photo, loss, steps, optimizer=optimizer, device=torch_device,
                           desc=f"gatys {stem}", show_progress=show_progress)
@@ -279,6 +287,14 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     grid = make_grid(["photo", "painting", "network", *[f"Gatys-{n}" for n in steps]], grid_rows)
     write_report(report, grid, output)
     return report
+
+
+def named(path: str | Path, check: Any, image: torch.Tensor) -> Any:
+    """Run the loss network on ``image``; its errors (e.g. too small) name the file it came from."""
+    try:
+        return check(image)
+    except FastStyleError as error:
+        raise FastStyleError(f"{path}: {error}") from None
 
 
 def write_results(path: Path, photo: torch.Tensor, outputs: dict[str, tuple[torch.Tensor, float]],

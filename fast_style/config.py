@@ -43,14 +43,14 @@ def nested(factory: type) -> Any:
     return dataclasses.field(default_factory=factory)
 
 
-def mapping(default: dict) -> Any:
-    """A dict-valued field with a fresh copy of ``default`` per instance."""
-    return dataclasses.field(default_factory=lambda: dict(default))
+def mapping(default: dict, **bounds: float) -> Any:
+    """A dict-valued field with a fresh copy of ``default``; ``gt``/``min`` bounds apply to each value."""
+    return dataclasses.field(default_factory=lambda: dict(default), metadata=bounds)
 
 
-def sequence(default: list) -> Any:
-    """A list-valued field with a fresh copy of ``default`` per instance."""
-    return dataclasses.field(default_factory=lambda: list(default))
+def sequence(default: list, **bounds: float) -> Any:
+    """A list-valued field with a fresh copy of ``default``; ``gt``/``min`` bounds apply to each item."""
+    return dataclasses.field(default_factory=lambda: list(default), metadata=bounds)
 
 
 # ----------------------------------------------------------------------------- loading

@@ -171,6 +171,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         fd = os.open(temp, os.O_RDWR)
         try:
             os.fsync(fd)
+            # Some writers (safetensors) recreate the file as 0o600: restore umask permissions.
+            os.fchmod(fd, 0o666 & ~_umask())
         finally:
             os.close(fd)
         os.replace(temp, path)
@@ -179,6 +181,12 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         if isinstance(error, OSError):
             raise _write_error(path, error) from error
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

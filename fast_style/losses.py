@@ -31,8 +31,8 @@ class LossConfig:
     """Layers, per-layer weights and term weights of the perceptual loss (Gatys defaults)."""
 
     network: LossNetworkConfig = nested(LossNetworkConfig)
-    content_layers: dict[str, float] = mapping({"relu4_2": 1.0})
-    style_layers: dict[str, float] = mapping(GATYS_STYLE_LAYERS)
+    content_layers: dict[str, float] = mapping({"relu4_2": 1.0}, min=0)
+    style_layers: dict[str, float] = mapping(GATYS_STYLE_LAYERS, min=0)
     content_weight: float = non_negative(1.0)
     style_weight: float = non_negative(10.0)
     tv_weight: float = non_negative(10.0)
@@ -55,7 +55,7 @@ class LossTerms:
 
     def as_floats(self) -> dict[str, float]:
         """Batch-mean values as plain floats, for logs, bars and reports."""
-        terms = self.mean()
+        terms = LossTerms(self.content.detach(), self.style.detach(), self.tv.detach()).mean()
         return {"loss": float(terms.total), "content": float(terms.content),
                 "style": float(terms.style), "tv": float(terms.tv)}
 

@@ -38,7 +38,7 @@ class OptimizeConfig:
     style: str | None = None
     output: str | None = None
     size: int = positive(512)  # longer side of the output
-    pyramid: list[int] = sequence([])  # e.g. [256, 512, 1024]; the last level is the output size
+    pyramid: list[int] = sequence([], gt=0)  # e.g. [256, 512, 1024]; the last level is the output size
     style_scale: float = positive(1.0)  # painting's longer side relative to the output's
     steps: int = positive(300)  # iterations per pyramid level
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
@@ -103,7 +103,10 @@ def optimize_image(content: torch.Tensor, loss: PerceptualLoss, *, steps: int, o
         start = content
     pixels = _Pixels(start, bounded_by_sigmoid=optimizer == "lbfgs")
     if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([pixels.variable], lr=lr or 1.0, max_iter=1, history_size=50,
+        # max_iter=1 gives one progress tick per iteration; max_eval must then be raised by
+        # hand (it defaults to 1.25 * max_iter = 1), or the line search cannot backtrack and
+        # the run freezes at the first rejected step.
+        opt = torch.optim.LBFGS([pixels.variable], lr=lr or 1.0, max_iter=1, max_eval=25, history_size=50,
                                 tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
     else:
         opt = torch.optim.Adam([pixels.variable], lr=lr or 0.02)
@@ -127,7 +130,12 @@ def optimize_image(content: torch.Tensor, loss: PerceptualLoss, *, steps: int, o
     started = time.perf_counter()
     bar = progress(range(1, steps + 1), desc=desc, unit="it", disable=None if show_progress is None else not show_progress)
     for step in bar:
+        before = pixels.variable.detach().clone() if optimizer == "lbfgs" else None
         opt.step(closure)
+        if before is not None and torch.equal(before, pixels.variable):
+            # The line search found no acceptable step. L-BFGS's state is then unchanged, so every
+            # later step would fail the same way (a silent stall): restart from the gradient.
+            opt.state.clear()
         pixels.project()
         terms: LossTerms = cache["terms"]  # the loss at the last evaluated point, for display
         values = terms.as_floats()
@@ -154,10 +162,10 @@ def level_sizes(config: OptimizeConfig) -> list[int]:
 
 def run(config: OptimizeConfig, *, show_progress: bool | None = None) -> OptimizeResult:
     """Load the photo and painting, optimise (level by level), and return the final result."""
+    from fast_style.errors import FastStyleError
     from fast_style.images import load_image
 
     if not config.content or not config.style:
-        from fast_style.errors import FastStyleError
         raise FastStyleError("optimize needs a photo and a painting: pass --content PHOTO --style PAINTING")
     device = resolve_device(config.device)
     seed_everything(config.seed)
@@ -167,13 +175,22 @@ def run(config: OptimizeConfig, *, show_progress: bool | None = None) -> Optimiz
     for level, size in enumerate(level_sizes(config)):
         content = load_image(config.content, size=size).unsqueeze(0).to(device)
         style_size = max(16, round(size * config.style_scale))
-        loss.set_style(load_image(config.style, size=style_size).unsqueeze(0).to(device))
+        painting = load_image(config.style, size=style_size).unsqueeze(0).to(device)
         init: str | torch.Tensor = config.init
         if result is not None:
             init = F.interpolate(result.image, size=content.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
-        result = optimize_image(content, loss, steps=config.steps, optimizer=config.optimizer, init=init,
-                                lr=config.lr, seed=config.seed, show_progress=show_progress,
-                                desc=f"optimize {size}px" if len(config.pyramid) > 1 else "optimize")
+        # The loss network's own errors (e.g. a 3x2000 photo is 1 px wide at this size) do not
+        # know the file: name it.
+        try:
+            loss.set_style(painting)
+        except FastStyleError as error:
+            raise FastStyleError(f"{config.style}: {error}") from None
+        try:
+            result = optimize_image(content, loss, steps=config.steps, optimizer=config.optimizer, init=init,
+                                    lr=config.lr, seed=config.seed, show_progress=show_progress,
+                                    desc=f"optimize {size}px" if len(config.pyramid) > 1 else "optimize")
+        except FastStyleError as error:
+            raise FastStyleError(f"{config.content}: {error}") from None
     assert result is not None
     result.seconds = time.perf_counter() - started
     return result

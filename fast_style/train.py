@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from fast_style.config import nested, non_negative, positive, to_dict
 from fast_style.data import (DataConfig, PhotoDataset, StepBatchSampler, collate, resize_crop, split_validation,
                              training_paths)
 from fast_style.errors import FastStyleError
-from fast_style.images import load_image
+from fast_style.images import ImageError, load_image
 from fast_style.losses import LossConfig, PerceptualLoss
 from fast_style.runtime import Device, progress, resolve_device, seed_everything
 from fast_style.train_state import TrainState, latest_checkpoint, load_state, save_state
@@ -142,17 +143,27 @@ class Trainer:
         self.model = TransformerNet(config.model).to(self.device, memory_format=self.memory_format)
         self.loss = PerceptualLoss.from_config(config.loss).to(self.device)
         style = load_image(config.style_image, size=config.style_size).unsqueeze(0).to(self.device)
-        self.loss.set_style(style)
+        try:
+            self.loss.set_style(style)
+        except FastStyleError as error:  # e.g. too small for the loss network: name the file
+            raise FastStyleError(f"{config.style_image}: {error}") from None
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         paths, validation = split_validation(training_paths(config.data), config.data)
         self.train_set = PhotoDataset(paths, config.image_size, preload=config.data.preload)
-        self.validation = (torch.stack([resize_crop(p, config.validation.size, None) for p in validation])
-                           if validation else None)
-        self.validation_paths = [str(p) for p in validation]
+        self.skipped_files: list[str] = []
+        held_out, self.validation_paths = [], []
+        for path in validation:  # an unreadable held-out photo is skipped like a training one
+            try:
+                held_out.append(resize_crop(path, config.validation.size, None))
+                self.validation_paths.append(str(path))
+            except ImageError as error:
+                if self.dist.main:
+                    print(f"fast-style train: warning: skipped validation photo {error}", flush=True)
+                self.skipped_files.append(str(error))
+        self.validation = torch.stack(held_out) if held_out else None
         self.step = 0
         self.history: list[dict[str, float]] = []
-        self.skipped_files: list[str] = []
         self.bad_steps = 0
         self.network = self.model
         if self.dist.world > 1:
@@ -184,15 +195,24 @@ class Trainer:
         """Write a checkpoint (rank 0); a failed write keeps the previous one and says so."""
         if not self.dist.main:
             return
+        folder = self.output_dir / "checkpoints"
+        previous = max(folder.glob("step_*"), default=None) if folder.is_dir() else None
+        kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists yet"
         try:
-            save_state(self.output_dir / "checkpoints", self.state(), keep=self.config.keep_checkpoints)
+            save_state(folder, self.state(), keep=self.config.keep_checkpoints)
         except OSError as error:
             print(f"fast-style train: warning: could not write the step {self.step} checkpoint ({error}); "
-                  "the previous checkpoint is intact", flush=True)
+                  f"{kept}", flush=True)
         except FastStyleError as error:
-            print(f"fast-style train: warning: {error}; the previous checkpoint is intact", flush=True)
+            print(f"fast-style train: warning: could not write the step {self.step} checkpoint ({error}); "
+                  f"{kept}", flush=True)
 
     # ------------------------------------------------------------------ steps
+
+    def batch_files(self, step: int) -> list[str]:
+        """The photos of global batch ``step`` (0-based): what a warning about that step names."""
+        sampler = StepBatchSampler(len(self.train_set), self.config.batch_size, self.config.seed, step, step + 1)
+        return [str(self.train_set.paths[index]) for index, _ in next(iter(sampler))]
 
     def loader(self, start: int) -> torch.utils.data.DataLoader:
         sampler = StepBatchSampler(len(self.train_set), self.config.batch_size, self.config.seed, start,
@@ -202,29 +222,32 @@ class Trainer:
                                            num_workers=workers, pin_memory=self.device.type == "cuda",
                                            persistent_workers=False, prefetch_factor=4 if workers else None)
 
-    def train_step(self, photos: torch.Tensor) -> dict[str, float] | None:
-        """One optimiser step; None when the loss was not finite (the step is not applied)."""
+    def train_step(self, photos: torch.Tensor) -> torch.Tensor | None:
+        """One optimiser step; returns the detached [loss, content, style, tv] on the device,
+        or None when the loss was not finite (the step is then not applied).
+
+        The finiteness check is the step's only host sync; losses are read back only when
+        logged, so the GPU queue never drains for bookkeeping.
+        """
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.config, self.step)
-        photos = photos.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        photos = photos.to(self.device, non_blocking=True).float().div_(255)
+        photos = photos.contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.config.precision):
             stylized = self.forward(photos)
             terms = self.loss(stylized, content=photos).mean()
         total = terms.total
-        finite = torch.isfinite(total)
+        finite = torch.isfinite(total).float()
         if self.dist.world > 1:  # every rank must agree to skip, or DDP would hang
             import torch.distributed as dist
-            flag = finite.float().to(self.device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-            finite = flag > 0
-        if not bool(finite):
-            self.optimizer.zero_grad(set_to_none=True)
-            return None
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
         self.optimizer.zero_grad(set_to_none=True)
+        if not bool(finite > 0):
+            return None
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return {**terms.as_floats(), "lr": self.optimizer.param_groups[0]["lr"]}
+        return torch.stack([total, terms.content, terms.style, terms.tv]).detach()
 
     @torch.no_grad()
     def validate(self) -> tuple[dict[str, float], torch.Tensor] | None:
@@ -241,6 +264,8 @@ class Trainer:
     def run(self) -> Path:
         """Train from the current step to ``steps``; returns the finished model's path."""
         resumed = self.restore()
+        # Before the start line, so a Ctrl-C from then on always ends with a checkpoint.
+        previous_handlers = _stop_on_signals()
         writer = self._writer()
         if self.dist.main:
             where = f"resuming from {resumed} at step {self.step}" if resumed else "starting from scratch"
@@ -249,10 +274,11 @@ class Trainer:
         self.model.train()
         bar = progress(total=self.config.steps, desc="train", unit="step", disable=None if self.dist.main else True)
         bar.update(self.step)
-        window: list[dict[str, float]] = []
+        window: list[torch.Tensor] = []
         started, images_seen = time.perf_counter(), 0
         try:
             for photos, skipped in self.loader(self.step):
+                _stop_if_requested()
                 for reason in skipped:
                     if self.dist.main:
                         print(f"fast-style train: warning: skipped {reason}", flush=True)
@@ -261,29 +287,35 @@ class Trainer:
                 if values is None:
                     self.bad_steps += 1
                     if self.dist.main:
-                        print(f"fast-style train: warning: non-finite loss at step {self.step + 1}; step skipped",
+                        print(f"fast-style train: warning: non-finite loss at step {self.step + 1} on batch "
+                              f"[{', '.join(self.batch_files(self.step))}]; step skipped, weights unchanged",
                               flush=True)
                     if self.bad_steps >= self.config.max_bad_steps:
                         raise FastStyleError(
                             f"the loss was not finite for {self.bad_steps} steps in a row (step {self.step + 1}); "
                             f"stopped with the last good checkpoint in {self.output_dir / 'checkpoints'}; "
                             "lower lr or use precision=fp32")
+                    # The batch is used up (step s always trains on batch s), so the run still
+                    # ends at `steps` and a resumed run sees the same batches as this one.
+                    self.step += 1
+                    bar.update(1)
                     continue
                 self.bad_steps = 0
                 self.step += 1
                 images_seen += photos.shape[0] * self.dist.world
                 window.append(values)
-                rate = images_seen / max(time.perf_counter() - started, 1e-9)
                 bar.update(1)
-                bar.set_postfix(loss=f"{values['loss']:.4g}", img_s=f"{rate:.0f}", refresh=False)
                 if self.step % self.config.log_every == 0 or self.step == self.config.steps:
-                    self._log(writer, window, rate)
+                    rate = images_seen / max(time.perf_counter() - started, 1e-9)
+                    mean = self._log(writer, window, rate)
+                    bar.set_postfix(loss=f"{mean['loss']:.4g}", img_s=f"{rate:.0f}", refresh=False)
                     window = []
                 every = self.config.validation.every
                 if every and self.step % every == 0 and self.step != self.config.steps:
                     self._log_validation(writer)
                 if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
                     self.checkpoint()
+            _stop_if_requested()
         except KeyboardInterrupt:
             self.checkpoint()
             if self.dist.main:
@@ -292,6 +324,8 @@ class Trainer:
             raise
         finally:
             bar.close()
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
         return self._finish(writer)
 
     # ------------------------------------------------------------------ outputs
@@ -307,14 +341,23 @@ class Trainer:
         writer.add_text("config", "```\n" + dump_yaml(self.config) + "\n```", self.step)
         return writer
 
-    def _log(self, writer, window: list[dict[str, float]], rate: float) -> None:
-        if not self.dist.main or not window:
-            return
-        mean = {key: sum(v[key] for v in window) / len(window) for key in window[0]}
+    def _log(self, writer, window: list[torch.Tensor], rate: float) -> dict[str, float]:
+        """Average the window's losses (one host sync) into the history and TensorBoard."""
+        values = torch.stack(window).mean(0)
+        if self.dist.world > 1:  # each rank saw its slice of the batch: log the global mean
+            import torch.distributed as dist
+            dist.all_reduce(values, op=dist.ReduceOp.SUM)
+            values /= self.dist.world
+        values = values.tolist()
+        mean = {"loss": values[0], "content": values[1], "style": values[2], "tv": values[3],
+                "lr": self.optimizer.param_groups[0]["lr"]}
+        if not self.dist.main:
+            return mean
         self.history.append({"step": self.step, **mean, "images_per_second": rate})
         for key, value in mean.items():
             writer.add_scalar(f"train/{key}", value, self.step)
         writer.add_scalar("train/images_per_second", rate, self.step)
+        return mean
 
     def _log_validation(self, writer) -> dict[str, float] | None:
         if not self.dist.main:
@@ -358,3 +401,42 @@ class Trainer:
             "config": to_dict(config),
             "loss_history": self.history,
         }
+
+
+_stop_requested = False
+
+
+def _raise_interrupt(signum: int, frame) -> None:
+    """First Ctrl-C/SIGTERM: stop at the next step boundary; a second one: stop now.
+
+    Raising at once could land between the optimiser's in-place updates, and the final
+    checkpoint would then hold a half-applied step that no uninterrupted run ever had.
+    """
+    global _stop_requested
+    if _stop_requested:
+        raise KeyboardInterrupt
+    _stop_requested = True
+
+
+def _stop_if_requested() -> None:
+    global _stop_requested
+    if _stop_requested:
+        _stop_requested = False
+        raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> dict[int, object]:
+    """Make Ctrl-C and SIGTERM (schedulers, `timeout`) stop training with a checkpoint.
+
+    Installed explicitly because a process started in the background of a shell inherits
+    SIGINT as *ignored*, and SIGTERM would otherwise kill it without a checkpoint.
+    """
+    global _stop_requested
+    _stop_requested = False
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[signum] = signal.signal(signum, _raise_interrupt)
+        except ValueError:  # not the main thread (e.g. called from a worker thread): leave as is
+            pass
+    return previous

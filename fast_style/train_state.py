@@ -70,7 +70,9 @@ def save_state(folder: Path, state: TrainState, keep: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step_{state.step:08d}"
     temp = folder / f".{final.name}.{os.getpid()}.tmp"
-    shutil.rmtree(temp, ignore_errors=True)
+    replaced = folder / f".{final.name}.{os.getpid()}.old"
+    for leftover in (temp, replaced):
+        shutil.rmtree(leftover, ignore_errors=True)
     temp.mkdir()
     try:
         save_tensors(state.model.state_dict(), temp / "model.safetensors")
@@ -85,15 +87,30 @@ def save_state(folder: Path, state: TrainState, keep: int) -> Path:
             "scaler": state.scaler.state_dict(),
             "sha256": {name: _sha256(temp / name) for name in ("model.safetensors", "state.safetensors")}})
         if final.exists():  # the same step written again (e.g. Ctrl-C right after a checkpoint)
-            shutil.rmtree(final)
+            os.replace(final, replaced)  # moved aside whole, never left half-deleted under its name
         os.replace(temp, final)
         _fsync_dir(folder)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
+        if replaced.exists() and not final.exists():
+            os.replace(replaced, final)
         raise
     for old in sorted(folder.glob("step_*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        _discard(old)
+    for debris in folder.glob(".step_*"):  # this write's old copy, and temp folders of crashed writes
+        shutil.rmtree(debris, ignore_errors=True)
     return final
+
+
+def _discard(checkpoint: Path) -> None:
+    """Delete a checkpoint by renaming it to a hidden name first: a crash mid-way leaves hidden
+    debris (removed by the next save), never a damaged ``step_*`` folder."""
+    hidden = checkpoint.with_name(f".{checkpoint.name}.{os.getpid()}.old")
+    try:
+        os.replace(checkpoint, hidden)
+    except OSError:
+        return
+    shutil.rmtree(hidden, ignore_errors=True)
 
 
 def _fsync_dir(folder: Path) -> None:

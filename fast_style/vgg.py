@@ -137,6 +137,12 @@ class VGGFeatures(nn.Module):
     def forward(self, image: torch.Tensor, layers: list[str] | set[str]) -> dict[str, torch.Tensor]:
         """Features at ``layers`` of an RGB [0, 1] batch, running no further than needed."""
         wanted = set(layers)
+        deepest = max((self.names.index(name) for name in wanted if name in self.names), default=0)
+        pools = sum(name.startswith("pool") for name in self.names[:deepest + 1])
+        if min(image.shape[-2:]) < 2 ** pools:
+            raise FastStyleError(f"an image of {image.shape[-1]}x{image.shape[-2]} px is too small for VGG layer "
+                                 f"{self.names[deepest]} (needs at least {2 ** pools} px on each side); "
+                                 "use a larger size")
         out: dict[str, torch.Tensor] = {}
         x = self.normalize(image)
         for name, layer in zip(self.names, self.layers):

