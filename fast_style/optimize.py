@@ -130,12 +130,7 @@ def optimize_image(content: torch.Tensor, loss: PerceptualLoss, *, steps: int, o
     started = time.perf_counter()
     bar = progress(range(1, steps + 1), desc=desc, unit="it", disable=None if show_progress is None else not show_progress)
     for step in bar:
-        before = pixels.variable.detach().clone() if optimizer == "lbfgs" else None
         opt.step(closure)
-        if before is not None and torch.equal(before, pixels.variable):
-            # The line search found no acceptable step. L-BFGS's state is then unchanged, so every
-            # later step would fail the same way (a silent stall): restart from the gradient.
-            opt.state.clear()
         pixels.project()
         terms: LossTerms = cache["terms"]  # the loss at the last evaluated point, for display
         values = terms.as_floats()

@@ -95,6 +95,8 @@ class VGGFeatures(nn.Module):
     def __init__(self, weights: LoadedWeights, arch: str, layers: list[str], pooling: str = "max"):
         super().__init__()
         names = layer_names(arch)
+        if not layers:
+            raise FastStyleError("the loss uses no VGG layer; give loss.content_layers or loss.style_layers one")
         unknown = [layer for layer in layers if layer not in names]
         if unknown:
             raise FastStyleError(f"unknown {arch} layer '{unknown[0]}' (valid: conv1_1, relu1_1, ..., pool5)")

@@ -77,7 +77,8 @@ def test_user_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture, args: l
 def test_missing_photo_is_one_line(capsys: pytest.CaptureFixture, tmp_path: Path, shared_data: Path) -> None:
     """A photo that does not exist is named (after the weights load), still without a traceback."""
     missing = tmp_path / "nope.png"
-    status = cli.main(["optimize", "--content", str(missing), "--style", str(shared_data / "styles" / "starry_night.jpg"),
+    painting = shared_data / "styles" / "starry_night.jpg"
+    status = cli.main(["optimize", "--content", str(missing), "--style", str(painting),
                        "--output", str(tmp_path / "out.png"), "--size", "32", "--steps", "1"])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and str(missing) in err and "not found" in err

@@ -107,6 +107,20 @@ def test_reported_terms_are_those_of_the_saved_png(run_10_steps: Run, styled_los
     assert score(styled_loss, reloaded, photo) == pytest.approx(run_10_steps.result.terms, rel=1e-5)
 
 
+def test_lbfgs_line_search_backtracks_instead_of_freezing(styled_loss: PerceptualLoss, photo: torch.Tensor) -> None:
+    """A too-long L-BFGS step must be shortened by the line search, not rejected for good.
+
+    With torch's default evaluation budget for max_iter=1 (one), a rejected trial step leaves
+    L-BFGS's state unchanged, so every later step is rejected too and the image freezes.
+    """
+    previews: list[torch.Tensor] = []
+    start = score(styled_loss, quantize(photo), photo)["loss"]
+    result = optimize_image(photo, styled_loss, steps=4, optimizer="lbfgs", lr=10.0, show_progress=False,
+                            on_step=lambda step, image: previews.append(image))
+    assert all(not torch.equal(before, after) for before, after in zip(previews, previews[1:]))
+    assert result.terms["loss"] < 0.8 * start
+
+
 def test_projection_keeps_adam_in_range_even_with_huge_steps(styled_loss: PerceptualLoss,
                                                              photo: torch.Tensor) -> None:
     """Adam's pixels are only kept valid by projection: a step size 5000x too large must not escape [0, 1].

@@ -125,7 +125,10 @@ def test_any_size_gives_exactly_that_size_without_resampling(stylizer: Stylizer,
     expected = tensor_to_image(stylizer.model(image_to_tensor(image)[None]).detach())
     result = stylizer.stylize(image)
     assert result.size == size
-    assert np.array_equal(pixels(result), pixels(expected))  # no crop, shift or resize on the way
+    # No crop, shift or resize on the way: every pixel matches the plain network's, up to one
+    # 8-bit level where the CPU's faster (mathematically equal) network rounds the other way.
+    difference = np.abs(pixels(result).astype(int) - pixels(expected).astype(int))
+    assert difference.max() <= 1
 
 
 def test_no_border_artefacts_at_odd_sizes(stylizer: Stylizer) -> None:
@@ -191,7 +194,9 @@ def test_tiled_result_matches_untiled(stylizer: Stylizer, width: int, height: in
     difference = (tiled - untiled).abs()
     print(f"tiled vs untiled at {width}x{height}, tile {tile}: max {difference.max():.2e}, "
           f"mean {difference.mean():.2e}")
-    assert difference.max() < 1e-4  # exact up to float rounding: no seams, no tone shift
+    # Exact up to float rounding (tiles run the plain network, whole images on the CPU the
+    # rewritten fast one, ~1e-4 apart): no seams, no tone shift, far below one 8-bit level.
+    assert difference.max() < 5e-4 and difference.mean() < 1e-5
 
 
 def test_naive_tiles_would_differ(stylizer: Stylizer) -> None:

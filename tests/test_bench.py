@@ -1,0 +1,99 @@
+"""`fast-style bench`: the JSON contract, the arithmetic behind its ratios, and the exactness of the
+inference form it shows to be faster (the Stylizer's CPU default).
+
+No timing is asserted: CI machines are shared and slow; the bench's numbers are for people to read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from fast_style import bench, cli
+from fast_style.stylize import Stylizer, inference_network
+
+ENTRY_KEYS = {"workload", "unit", "baseline", "optimized", "ratio", "relative_error", "size", "batch", "variants"}
+
+
+@pytest.mark.slow
+def test_quick_cpu_bench_prints_one_json_document_with_every_workload(capsys: pytest.CaptureFixture[str]) -> None:
+    threads = torch.get_num_threads()
+    assert cli.main(["bench", "--device", "cpu", "--quick", "--threads", "1"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert torch.get_num_threads() == threads, "the bench must restore the thread count it changed"
+    assert document["quick"] is True and document["threads"] == 1 and document["device_type"] == "cpu"
+    for key in ("device", "torch", "date", "loss_network"):
+        assert document[key]
+    assert [entry["workload"] for entry in document["workloads"]] == list(bench.WORKLOADS)
+    for entry in document["workloads"]:
+        assert ENTRY_KEYS <= set(entry), entry["workload"]
+        for key in ("baseline", "optimized", "ratio", "relative_error"):
+            assert isinstance(entry[key], float) and math.isfinite(entry[key]), (entry["workload"], key)
+        assert entry["baseline"] > 0 and entry["optimized"] > 0 and entry["ratio"] > 0
+        assert entry["relative_error"] < 1e-3, "the optimized CPU paths are fp32: same results"
+        assert entry["baseline_path"] in entry["variants"] and entry["optimized_path"] in entry["variants"]
+        assert all("error" not in variant for variant in entry["variants"].values()), entry["variants"]
+
+
+def test_bench_writes_partial_results_and_rejects_unknown_workloads(tmp_path, capsys) -> None:
+    output = tmp_path / "bench.json"
+    assert cli.main(["bench", "--device", "cpu", "--quick", "--threads", "1", "--workloads", "stylize_512_b1",
+                     "--output", str(output)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads(output.read_text()) == printed
+    assert [entry["workload"] for entry in printed["workloads"]] == ["stylize_512_b1"]
+    assert cli.main(["bench", "--device", "cpu", "--workloads", "stylize_2048"]) == 2
+    assert "unknown" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("unit, baseline, value, expected", [
+    ("ms/image", 2.0, 1.0, 2.0), ("s", 3.0, 6.0, 0.5), ("images/s", 200.0, 500.0, 2.5)])
+def test_ratio_is_a_speedup_for_times_and_rates(unit: str, baseline: float, value: float, expected: float) -> None:
+    assert bench.speedup(unit, baseline, value) == pytest.approx(expected)
+
+
+def test_best_variant_is_the_fastest_that_keeps_results() -> None:
+    variants = {"plain": {"ratio": 1.0, "relative_error": 0.0},
+                "wrong_but_fast": {"ratio": 9.0, "relative_error": 0.5},
+                "good": {"ratio": 2.0, "relative_error": 0.001},
+                "failed": {"error": "OutOfMemoryError: ..."}}
+    assert bench.best_variant(variants) == "good"
+
+
+def test_a_failing_path_is_reported_and_the_others_still_run() -> None:
+    def broken():
+        raise RuntimeError("no kernel for this\nsecond line")
+
+    def working():
+        return (lambda: None), torch.ones(2)
+
+    results = bench.measure([bench.Candidate("broken", broken), bench.Candidate("working", working)],
+                            torch.device("cpu"), budget_s=0.0, max_rounds=5)
+    assert results[0].error == "RuntimeError: no kernel for this" and not results[0].seconds
+    assert len(results[1].seconds) == bench.MIN_ROUNDS and results[1].error is None
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 64, 64), (2, 3, 17, 23), (1, 3, 5, 7), (3, 3, 33, 16), (1, 3, 130, 97)])
+def test_inference_network_computes_the_same_function(make_tiny_model, shape) -> None:
+    model = make_tiny_model(width=8, residual_blocks=2)
+    photo = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected, fast = model(photo), inference_network(model)(photo)
+    assert fast.shape == expected.shape
+    torch.testing.assert_close(fast, expected, atol=1e-4, rtol=0)
+
+
+def test_inference_network_leaves_the_model_alone_and_tiles_still_use_it(make_tiny_model) -> None:
+    model = make_tiny_model(width=8, residual_blocks=1)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    stylizer = Stylizer(model, {}, torch.device("cpu"), fast=True)
+    photo = torch.rand(1, 3, 96, 80)
+    with torch.inference_mode():
+        expected = stylizer.model(photo)
+    torch.testing.assert_close(stylizer.stylize_tensor(photo), expected, atol=1e-4, rtol=0)
+    torch.testing.assert_close(stylizer.stylize_tensor(photo, tile=64), expected, atol=1e-4, rtol=0)
+    for name, value in stylizer.model.state_dict().items():
+        torch.testing.assert_close(value, before[name], atol=0, rtol=0)
