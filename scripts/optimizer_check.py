@@ -48,13 +48,19 @@ def unbounded_lbfgs(content: torch.Tensor, loss: PerceptualLoss, targets: dict[s
     opt = torch.optim.LBFGS([pixels], lr=1.0, max_iter=1, max_eval=25, history_size=50, tolerance_grad=0.0,
                             tolerance_change=0.0, line_search_fn="strong_wolfe")
     evaluations = 0
+    last: dict[str, torch.Tensor] = {}
 
     def closure() -> torch.Tensor:
+        # As in fast_style: each L-BFGS step first re-evaluates the point its last line search
+        # accepted; reuse that evaluation (loss and gradient) so the evaluation counts compare.
         nonlocal evaluations
+        if last and torch.equal(last["at"], pixels):
+            return last["loss"]
         evaluations += 1
         opt.zero_grad(set_to_none=True)
         total = loss(pixels, content_targets=targets).total.sum()
         total.backward()
+        last.update(at=pixels.detach().clone(), loss=total.detach())
         return total
 
     saved, unclamped, out_of_range = {}, {}, {}
