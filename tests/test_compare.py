@@ -11,7 +11,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -27,21 +27,13 @@ from fast_style.losses import LossConfig, PerceptualLoss
 from fast_style.transformer import ModelConfig, TransformerNet
 from fast_style.vgg import LossNetworkConfig
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SIZE = 48
 STEPS = (2, 4)
 PHOTOS = ("kodim23.png", "kodim04.png")  # landscape and portrait: rows must still line up
 METHODS = ["network", "gatys-2", "gatys-4"]
 COLUMNS = 2 + len(METHODS)  # photo | painting | network | gatys-2 | gatys-4
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny convolutions gain nothing from a second thread, and on a busy 2-core machine its
-    spin-waiting made each VGG pass ~10x slower; restore the setting for the other modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

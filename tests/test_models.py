@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,16 +14,10 @@ from fast_style.models import DEFAULT_MODEL, bundled_models, read_card
 from fast_style.stylize import load_stylizer
 from fast_style.transformer import TransformerNet
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 EXPECTED = {"starry_night", "wave", "udnie", "composition_vii"}
 CARD_KEYS = {"name", "painting", "training", "final_train_loss", "validation_loss", "weights"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_at_least_four_models_are_bundled():

