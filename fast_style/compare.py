@@ -30,7 +30,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from fast_style.config import from_dict, to_dict
-from fast_style.errors import FastStyleError
+from fast_style.errors import FastStyleError, naming
 from fast_style.images import (atomic_output, atomic_write_bytes, find_images, load_image, open_image,
                                save_image, tensor_to_image)
 from fast_style.losses import LossConfig, PerceptualLoss
@@ -249,12 +249,14 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     painting_file = painting_path(style, trained_on)
     painting = load_image(painting_file, size=style_size).unsqueeze(0)
     loss = PerceptualLoss.from_config(config).to(torch_device)
-    named(painting_file, loss.set_style, painting.to(torch_device))
+    with naming(painting_file):
+        loss.set_style(painting.to(torch_device))
     # Every photo is read and checked before anything is written: a bad one is refused up
     # front instead of leaving a half-filled report folder behind.
     photos = [load_image(path, size=size).unsqueeze(0).to(torch_device) for path in paths]
     for path, photo in zip(paths, photos):
-        named(path, loss.content_features, photo)
+        with naming(path):
+            loss.content_features(photo)
 
     output = Path(output)
     try:
@@ -287,14 +289,6 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     grid = make_grid(["photo", "painting", "network", *[f"Gatys-{n}" for n in steps]], grid_rows)
     write_report(report, grid, output)
     return report
-
-
-def named(path: str | Path, check: Any, image: torch.Tensor) -> Any:
-    """Run the loss network on ``image``; its errors (e.g. too small) name the file it came from."""
-    try:
-        return check(image)
-    except FastStyleError as error:
-        raise FastStyleError(f"{path}: {error}") from None
 
 
 def write_results(path: Path, photo: torch.Tensor, outputs: dict[str, tuple[torch.Tensor, float]],

@@ -6,6 +6,22 @@ thing and says how to fix it. The CLI prints that line and exits non-zero; anyth
 that escapes is a bug and keeps its traceback.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 
 class FastStyleError(Exception):
     """A user-facing error: ``str(error)`` is one line naming the culprit and the fix."""
+
+
+@contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """Prefix errors raised inside with the file they concern (e.g. the loss network finding an
+    image too small, which knows the tensor but not where it came from)."""
+    try:
+        yield
+    except FastStyleError as error:
+        raise FastStyleError(f"{path}: {error}") from None

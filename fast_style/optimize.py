@@ -157,7 +157,7 @@ def level_sizes(config: OptimizeConfig) -> list[int]:
 
 def run(config: OptimizeConfig, *, show_progress: bool | None = None) -> OptimizeResult:
     """Load the photo and painting, optimise (level by level), and return the final result."""
-    from fast_style.errors import FastStyleError
+    from fast_style.errors import FastStyleError, naming
     from fast_style.images import load_image
 
     if not config.content or not config.style:
@@ -176,16 +176,12 @@ def run(config: OptimizeConfig, *, show_progress: bool | None = None) -> Optimiz
             init = F.interpolate(result.image, size=content.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
         # The loss network's own errors (e.g. a 3x2000 photo is 1 px wide at this size) do not
         # know the file: name it.
-        try:
+        with naming(config.style):
             loss.set_style(painting)
-        except FastStyleError as error:
-            raise FastStyleError(f"{config.style}: {error}") from None
-        try:
+        with naming(config.content):
             result = optimize_image(content, loss, steps=config.steps, optimizer=config.optimizer, init=init,
                                     lr=config.lr, seed=config.seed, show_progress=show_progress,
                                     desc=f"optimize {size}px" if len(config.pyramid) > 1 else "optimize")
-        except FastStyleError as error:
-            raise FastStyleError(f"{config.content}: {error}") from None
     assert result is not None
     result.seconds = time.perf_counter() - started
     return result

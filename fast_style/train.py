@@ -29,7 +29,7 @@ from fast_style.checkpoint import save_model
 from fast_style.config import nested, non_negative, positive, to_dict
 from fast_style.data import (DataConfig, PhotoDataset, StepBatchSampler, collate, resize_crop, split_validation,
                              training_paths)
-from fast_style.errors import FastStyleError
+from fast_style.errors import FastStyleError, naming
 from fast_style.images import ImageError, load_image
 from fast_style.losses import LossConfig, PerceptualLoss
 from fast_style.runtime import Device, progress, resolve_device, seed_everything
@@ -143,10 +143,8 @@ class Trainer:
         self.model = TransformerNet(config.model).to(self.device, memory_format=self.memory_format)
         self.loss = PerceptualLoss.from_config(config.loss).to(self.device)
         style = load_image(config.style_image, size=config.style_size).unsqueeze(0).to(self.device)
-        try:
+        with naming(config.style_image):  # e.g. too small for the loss network
             self.loss.set_style(style)
-        except FastStyleError as error:  # e.g. too small for the loss network: name the file
-            raise FastStyleError(f"{config.style_image}: {error}") from None
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         paths, validation = split_validation(training_paths(config.data), config.data)
