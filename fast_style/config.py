@@ -3,7 +3,9 @@
 Every recipe (optimize, train, compare, ...) declares its settings as a dataclass. This
 module turns a YAML file plus command-line overrides into an instance of it, and rejects
 unknown keys, wrong types and impossible values with one line that names the key, so a
-typo never silently falls back to a default.
+typo never silently falls back to a default. A dotted override sets exactly one key: inside a
+mapping field (``loss.style_layers.relu5_1=0.5``) it adds or changes that entry and keeps the
+others; giving a mapping (``loss.style_layers={relu1_1: 1}``) replaces the field.
 
 Constraints ride on the fields: ``Literal[...]`` for choices, and ``field(metadata=...)``
 with ``min`` (inclusive) or ``gt`` (exclusive) for numbers.
@@ -11,6 +13,7 @@ with ``min`` (inclusive) or ``gt`` (exclusive) for numbers.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -79,8 +82,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def apply_overrides(data: dict[str, Any], overrides: typing.Iterable[str]) -> dict[str, Any]:
-    """Set ``a.b.c=value`` overrides into a nested dict; values are parsed as YAML scalars."""
+def apply_overrides(data: dict[str, Any], overrides: typing.Iterable[str], cls: type | None = None) -> dict[str, Any]:
+    """Set ``a.b.c=value`` overrides into a nested dict; values are parsed as YAML scalars.
+
+    With ``cls`` (the dataclass the dict will become), a key inside a mapping field
+    (``loss.style_layers.relu5_1=0.5``) is merged into that field's default when neither the
+    file nor an earlier override gave the mapping, so the other layers are kept; a mapping
+    value (``loss.style_layers={relu1_1: 1}``) still replaces the whole field.
+    """
     for item in overrides:
         key, sep, raw = item.partition("=")
         key = key.strip()
@@ -90,22 +99,57 @@ def apply_overrides(data: dict[str, Any], overrides: typing.Iterable[str]) -> di
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
-        set_key(data, key, value)
+        set_key(data, key, value, cls)
     return data
 
 
-def set_key(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set dotted ``key`` in a nested dict, creating sections on the way."""
+def set_key(data: dict[str, Any], key: str, value: Any, cls: type | None = None) -> None:
+    """Set dotted ``key`` in a nested dict, creating sections on the way.
+
+    A section created here for a mapping field of ``cls`` starts as a copy of the field's
+    default rather than empty: otherwise setting one key would silently drop the others.
+    """
     node = data
     parts = key.split(".")
     for part in parts[:-1]:
         child = node.get(part)
         if child is None:
-            child = node[part] = {}
+            child = node[part] = _mapping_default(cls, part)
         if not isinstance(child, dict):
             raise ConfigError(f"override '{key}': '{part}' is a value, not a section")
         node = child
+        cls = _section_class(cls, part)
     node[parts[-1]] = value
+
+
+def _field_of(cls: type | None, name: str) -> tuple[Any, dataclasses.Field] | None:
+    """(type hint, field) of ``cls.name``, or None where ``cls`` is not a dataclass or has no such field
+    (an unknown key is reported later by :func:`from_dict`, with the file it came from)."""
+    if cls is None or not dataclasses.is_dataclass(cls):
+        return None
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    if name not in fields:
+        return None
+    return typing.get_type_hints(cls)[name], fields[name]
+
+
+def _section_class(cls: type | None, name: str) -> type | None:
+    """The dataclass that section ``name`` of ``cls`` becomes, or None (a mapping, or unknown)."""
+    found = _field_of(cls, name)
+    return found[0] if found and dataclasses.is_dataclass(found[0]) else None
+
+
+def _mapping_default(cls: type | None, name: str) -> dict[str, Any]:
+    """A fresh copy of the default of mapping field ``cls.name``; ``{}`` for anything else."""
+    found = _field_of(cls, name)
+    if not found or typing.get_origin(found[0]) is not dict:
+        return {}
+    field = found[1]
+    if field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    else:
+        default = field.default
+    return copy.deepcopy(default) if isinstance(default, dict) else {}
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.Iterable[str] = (),
@@ -115,8 +159,8 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.
     source = str(path) if path else "config"
     for key, value in (values or {}).items():
         if value is not None:
-            set_key(data, key, value)
-    apply_overrides(data, overrides)
+            set_key(data, key, value, cls)
+    apply_overrides(data, overrides, cls)
     return from_dict(cls, data, source=source)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fast_style.config import ConfigError, dump_yaml, load_config
+from fast_style.losses import GATYS_STYLE_LAYERS
 from fast_style.optimize import OptimizeConfig
 
 
@@ -53,6 +54,39 @@ def test_dotted_overrides_set_nested_values_parsed_as_yaml() -> None:
     assert config.pyramid == [32, 48]
     assert config.loss.tv_weight == 0.5
     assert config.lr is None
+
+
+def test_override_inside_a_mapping_keeps_its_other_keys() -> None:
+    """``loss.style_layers.relu5_1=0.5`` changes one layer's weight; the other default layers stay
+    (they used to vanish, silently training on relu5_1 alone), and a new key is added beside them."""
+    config = load_config(OptimizeConfig, overrides=["loss.style_layers.relu5_1=0.5", "loss.style_layers.conv1_1=2"])
+    assert config.loss.style_layers == {**GATYS_STYLE_LAYERS, "relu5_1": 0.5, "conv1_1": 2.0}
+    assert config.loss.content_layers == {"relu4_2": 1.0}
+    assert load_config(OptimizeConfig) == OptimizeConfig()  # the defaults themselves are not mutated
+
+
+def test_override_inside_a_mapping_merges_into_the_files_mapping(tmp_path: Path) -> None:
+    """A mapping set by the file is the base the override edits (not the dataclass default)."""
+    path = write(tmp_path, "loss:\n  style_layers: {relu1_2: 1.0, relu2_2: 1.0}\n")
+    config = load_config(OptimizeConfig, path, overrides=["loss.style_layers.relu2_2=0.25"])
+    assert config.loss.style_layers == {"relu1_2": 1.0, "relu2_2": 0.25}
+
+
+def test_mapping_valued_override_replaces_the_whole_mapping(tmp_path: Path) -> None:
+    """A YAML flow mapping as the value replaces the field, from the defaults or from the file,
+    and later dotted overrides then edit that replacement."""
+    config = load_config(OptimizeConfig, overrides=["loss.style_layers={relu1_1: 1, relu3_1: 0.5}"])
+    assert config.loss.style_layers == {"relu1_1": 1.0, "relu3_1": 0.5}
+    path = write(tmp_path, "loss:\n  style_layers: {relu1_2: 1.0, relu2_2: 1.0}\n")
+    config = load_config(OptimizeConfig, path, overrides=["loss.style_layers={relu4_1: 1}",
+                                                          "loss.style_layers.relu5_1=2"])
+    assert config.loss.style_layers == {"relu4_1": 1.0, "relu5_1": 2.0}
+
+
+def test_override_inside_a_mapping_is_still_checked() -> None:
+    """A merged entry goes through the same type and bound checks as the rest of the mapping."""
+    assert "'loss.style_layers'" in config_error(overrides=["loss.style_layers.relu5_1=-1"])
+    assert "'loss.style_layers.relu5_1'" in config_error(overrides=["loss.style_layers.relu5_1=lots"])
 
 
 def test_precedence_is_file_then_flags_then_overrides(tmp_path: Path) -> None:
