@@ -363,14 +363,53 @@ def test_bad_image_in_a_folder_is_skipped_counted_and_exit_1(model_file: Path, p
 
 def test_existing_outputs_are_kept_unless_overwrite(model_file: Path, photos: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture) -> None:
+    """A kept output is counted, not failed (exit 0); --overwrite replaces it."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "a.png").write_bytes(b"precious")
-    assert stylize_cli("--model", model_file, photos, "--output", out) == 1
+    assert stylize_cli("--model", model_file, photos, "--output", out) == 0
     assert (out / "a.png").read_bytes() == b"precious"
-    assert "skipped 1 (1 already existed (pass --overwrite))" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "stylized 2 images" in captured.out and "; 1 already exists (use --overwrite)" in captured.out
+    assert "skipped" not in captured.out + captured.err
     assert stylize_cli("--model", model_file, photos, "--output", out, "--overwrite") == 0
     assert Image.open(out / "a.png").size == (40, 30)
+    assert "already exist" not in capsys.readouterr().out
+
+
+def test_stylizing_a_folder_twice_exits_0_and_only_real_failures_exit_1(
+        make_tiny_model, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The second run over the same folder keeps every output and succeeds; an unreadable photo, or an
+    output that cannot be written, is still a failure (exit 1) beside the kept ones."""
+    model = save_model(make_tiny_model(), tmp_path / "tiny.safetensors", {"style": "test"})
+    folder, out = tmp_path / "photos", tmp_path / "out"
+    folder.mkdir()
+    for seed, name in enumerate(["a.png", "b.jpg", "c.png"]):
+        photo(20, 16, seed).save(folder / name)
+
+    assert stylize_cli("--model", model, folder, "--output", out) == 0
+    first = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert sorted(first) == ["a.png", "b.jpg", "c.png"] and "stylized 3 images" in capsys.readouterr().out
+
+    assert stylize_cli("--model", model, folder, "--output", out) == 0
+    captured = capsys.readouterr()
+    assert "stylized 0 images" in captured.out and "; 3 already exist (use --overwrite)" in captured.out
+    assert "skipped" not in captured.out + captured.err
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == first
+
+    (folder / "broken.png").write_bytes(b"not a png")
+    assert stylize_cli("--model", model, folder, "--output", out) == 1
+    captured = capsys.readouterr()
+    assert "skipped 1 (1 unreadable)" in captured.out and "3 already exist (use --overwrite)" in captured.out
+    assert "broken.png" in captured.err
+
+    (folder / "broken.png").unlink()
+    (folder / "new").mkdir()
+    photo(20, 16, 9).save(folder / "new" / "d.png")
+    (out / "new").write_bytes(b"a file where the sub-folder must go")
+    assert stylize_cli("--model", model, folder, "--output", out) == 1
+    captured = capsys.readouterr()
+    assert "skipped 1 (1 not written)" in captured.out and "3 already exist (use --overwrite)" in captured.out
 
 
 def test_batch_size_writes_the_same_files(model_file: Path, photos: Path, tmp_path: Path) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fast_style.stylize import Job
 
 HELP = "Stylize photos (files, folders, globs) with a trained model: milliseconds per image on a GPU."
 
@@ -26,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="0 = the photo, 1 = the full stylization, in between a blend")
     parser.add_argument("--format", choices=["png", "jpg", "webp", "bmp", "tiff"],
                         help="output format in folder mode (default: the input's own, or png)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing output files (without it a folder run keeps them, counts them "
+                             "and still exits 0, so re-running it stylizes only new photos)")
     parser.add_argument("--keep-alpha", action="store_true",
                         help="re-attach the photo's transparency to the output (png/webp/tiff)")
     parser.add_argument("--batch-size", type=int, default=1, metavar="N",
@@ -43,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fast_style.images import ImageError
-    from fast_style.stylize import (Options, is_single_file, load_stylizer, plan_jobs, stylize_file,
+    from fast_style.stylize import (EXISTS, Options, is_single_file, load_stylizer, plan_jobs, stylize_file,
                                     stylize_folder)
 
     options = Options(size=args.size, preserve_color=args.preserve_color, strength=args.strength,
@@ -61,6 +67,28 @@ def main(args: argparse.Namespace) -> int:
         result = stylize_file(stylizer, jobs[0], options)
         print(f"wrote {output} ({result.shape[-1]}x{result.shape[-2]}) in {time.perf_counter() - start:.2f} s")
         return 0
-    summary = stylize_folder(stylizer, jobs, options)
-    print(summary.line(output))
+    todo, existing = split_existing(jobs, args.overwrite)
+    summary = stylize_folder(stylizer, todo, options)
+    existing += summary.skipped.pop(EXISTS, 0)  # written by someone else while this run went on
+    print(summary.line(output) + existing_note(existing))
     return 1 if summary.skipped else 0
+
+
+def split_existing(jobs: list[Job], overwrite: bool) -> tuple[list[Job], int]:
+    """(jobs to run, how many outputs already exist and are kept).
+
+    Kept outputs are not failures: re-running a folder job after adding photos (or after an
+    interruption) must stylize just the new ones and exit 0, so that scripts can tell it from a
+    run where photos could not be read or written. They are counted, not listed one per line.
+    """
+    if overwrite:
+        return jobs, 0
+    todo = [job for job in jobs if not job.target.exists()]
+    return todo, len(jobs) - len(todo)
+
+
+def existing_note(count: int) -> str:
+    """The summary's tail for outputs kept as they were: '; 3 already exist (use --overwrite)'."""
+    if not count:
+        return ""
+    return f"; {count} already exist{'s' * (count == 1)} (use --overwrite)"
