@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fast_style.checkpoint import load_model, save_model
+from fast_style.cli import keep_freed_memory
 from fast_style.images import save_image
 from fast_style.losses import LossConfig, PerceptualLoss
 from fast_style.optimize import LOGIT_MARGIN, optimize_image, quantize
@@ -502,6 +503,8 @@ def environment(device: torch.device, quick: bool, threads: int) -> dict[str, An
         "python": platform.python_version(), "platform": platform.platform(), "threads": threads,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_count": os.cpu_count(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "quick": quick,
+        # Both paths of every workload run under it, as `fast-style` commands do (see keep_freed_memory).
+        "malloc_keeps_freed_memory": keep_freed_memory(),
     }
     if device.type == "cuda":
         info.update(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(), cudnn_benchmark=True)

@@ -9,6 +9,7 @@ stderr and exit status 2; Ctrl-C exits with 130 after the command has cleaned up
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
 import sys
 import warnings
@@ -50,10 +51,33 @@ def _one_line_warnings(message, category, filename, lineno, file=None, line=None
     print(f"fast-style: warning: {message}", file=sys.stderr)
 
 
+# glibc mallopt() parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse; True if it took effect (Linux with glibc).
+
+    PyTorch's CPU tensors come from malloc, and glibc serves large blocks with fresh mmaps that go
+    back to the kernel when freed, so every big activation of every forward pass faults its pages in
+    again. On this project's 2-core VM that was most of the difference between a 512x512 forward pass
+    of 2.0 s and of 1.4 s (plain network, one thread; 1.1 s and 0.9 s for the inference form). With
+    mmap off and trimming raised, freed blocks are reused instead: the process keeps its peak memory
+    until it exits, which suits a command-line run. Called first by every ``fast-style`` subcommand;
+    library users may call it themselves.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): keep the platform's default
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _one_line_warnings
+    keep_freed_memory()
     try:
         return int(args.run(args) or 0)
     except FastStyleError as error:

@@ -25,7 +25,6 @@ What is fast (for benchmarks):
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 import time
@@ -54,7 +53,8 @@ from fast_style.images import (
     tensor_to_image,
 )
 from fast_style.runtime import progress, resolve_device
-from fast_style.transformer import ConvLayer, TransformerNet, padding_to_fit
+from fast_style.inference import has_flat_photo, inference_network
+from fast_style.transformer import TransformerNet, padding_to_fit
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_MAX_PIXELS = 4_000_000  # above this (per batch) CPU inference is tiled: activations get into GBs
@@ -334,102 +334,6 @@ def pad_to_fit(batch: torch.Tensor) -> torch.Tensor:
     return F.pad(batch, (0, pad_w, 0, pad_h), mode=mode) if pad_h or pad_w else batch
 
 
-# ----------------------------------------------------------------------------- the inference form
-
-# Which taps of a 3-tap kernel land on each of the 4 taps of the equivalent stride-2 transposed
-# kernel, when the 3-tap conv runs on a nearest-neighbour 2x upsampled image (see UpsampleConv).
-UPSAMPLE_TAPS = ((0.0, 0.0, 1.0), (0.0, 1.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 0.0))
-
-
-class UpsampleConv(nn.Module):
-    """Nearest 2x upsample -> reflection pad 1 -> 3x3 conv, as one stride-2 transposed 4x4 conv.
-
-    Reflection-padding an upsampled image equals upsampling a replicate-padded one, and a 3x3 window
-    on a nearest-upsampled image covers only 2x2 distinct pixels; so the same outputs take 4 instead
-    of 9 multiply-adds each, and the 4x larger upsampled and padded copies are never written.
-    """
-
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.groups != 1 or conv.bias is None:
-            raise ValueError("UpsampleConv folds only a 3x3, stride-1, biased, ungrouped conv")
-        taps = torch.tensor(UPSAMPLE_TAPS, device=conv.weight.device)
-        weight = torch.einsum("oihw,yh,xw->ioyx", conv.weight.detach().float(), taps, taps)
-        self.register_buffer("weight", weight.to(conv.weight.dtype))
-        self.register_buffer("bias", conv.bias.detach().clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (1, 1, 1, 1), mode="replicate")
-        return F.conv_transpose2d(x, self.weight, self.bias, stride=2, padding=3)
-
-
-class GroupedInstanceNorm(nn.Module):
-    """Instance norm computed as group norm with one channel per group (the same maths, same
-    parameters): PyTorch's CPU group norm reads channels_last input in place, where instance norm
-    copies it to NCHW and back."""
-
-    def __init__(self, norm: nn.InstanceNorm2d):
-        super().__init__()
-        self.norm = norm
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.group_norm(x, x.shape[1], self.norm.weight, self.norm.bias, self.norm.eps)
-
-
-class RowSplitConv(nn.Module):
-    """A k x k conv with few output channels (the final 9x9 conv to RGB) as a 1 x k conv to k times
-    as many channels plus k row-shifted adds (in fp32).
-
-    The multiply-adds are the same, but a 3-channel output leaves most of the vector lanes idle
-    (oneDNN ran it at a quarter of the wide layers' speed on CPU); 27 channels fill them. Expects
-    its input already padded, like the conv it replaces.
-    """
-
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        out_channels, in_channels, rows, cols = conv.weight.shape
-        if conv.stride != (1, 1) or conv.groups != 1 or conv.bias is None or conv.padding != (0, 0):
-            raise ValueError("RowSplitConv splits only an unpadded, stride-1, biased, ungrouped conv")
-        self.rows, self.out_channels = rows, out_channels
-        weight = conv.weight.detach().permute(2, 0, 1, 3).reshape(rows * out_channels, in_channels, 1, cols)
-        self.register_buffer("weight", weight.contiguous())
-        self.register_buffer("bias", conv.bias.detach().clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        partial_sums = F.conv2d(x, self.weight)
-        height, c = partial_sums.shape[-2] - self.rows + 1, self.out_channels
-        out = partial_sums[:, :c, :height].float() + self.bias.float().view(1, -1, 1, 1)
-        for row in range(1, self.rows):
-            out += partial_sums[:, row * c:(row + 1) * c, row:row + height]
-        return out
-
-
-def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent), child, module)
-
-
-def inference_network(model: TransformerNet) -> TransformerNet:
-    """A channels_last copy of ``model`` that computes the same function with cheaper layers.
-
-    Upsample+conv stages become transposed convs (:class:`UpsampleConv`), instance norms group norms
-    (:class:`GroupedInstanceNorm`) and the final conv a row-split one (:class:`RowSplitConv`). Same
-    outputs to float rounding (about 1e-5), any size; measured 1.7x faster than the plain network on
-    CPU at 512x512. The copy is fp32 (its weights are derived in fp32; cast it afterwards) and is
-    derived once: rebuild it after changing ``model``.
-    """
-    fast = copy.deepcopy(model).float()
-    for name, module in list(fast.named_modules()):
-        if isinstance(module, ConvLayer) and isinstance(module[0], nn.Upsample):
-            _replace(fast, name, nn.Sequential(UpsampleConv(module[2]), *list(module)[3:]))
-    for name, module in list(fast.named_modules()):
-        if isinstance(module, nn.InstanceNorm2d):
-            _replace(fast, name, GroupedInstanceNorm(module))
-    final = fast.decoder[-1]
-    final[-1] = RowSplitConv(final[-1])
-    return fast.to(memory_format=torch.channels_last).eval()
-
-
 # ----------------------------------------------------------------------------- the stylizer
 
 
@@ -476,7 +380,9 @@ class Stylizer:
     def __post_init__(self) -> None:
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         dtype = PRECISIONS[self.precision]
-        self.network = inference_network(self.model).to(self.device, dtype) if self.fast else None
+        # Winograd on CPU in fp32 only: cuDNN picks its own algorithms, and bf16 would lose too much.
+        self.winograd = self.fast and self.device.type == "cpu" and dtype == torch.float32
+        self.network = inference_network(self.model, winograd=self.winograd).to(self.device, dtype) if self.fast else None
         self.model = self.model.to(self.device, dtype, memory_format=memory_format).eval()
         if self.compile:
             mode = "reduce-overhead" if self.device.type == "cuda" else "default"
@@ -521,7 +427,8 @@ class Stylizer:
         tile = tile or self.auto_tile(height, width, batch_size)
         with torch.inference_mode():
             if tile is None or (height <= tile and width <= tile):
-                result = (self.model if self.network is None else self.network)(batch)
+                plain = self.network is None or (self.winograd and has_flat_photo(batch))
+                result = (self.model if plain else self.network)(batch)
             else:
                 result = stylize_tiled(self.model, batch, tile)
         return result.float().clone(memory_format=torch.contiguous_format)
