@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -42,6 +44,44 @@ def test_bundled_model_card_and_deterministic_stylization(name):
         first, second = model(photo), model(photo)
     assert first.shape == photo.shape and torch.equal(first, second)
     assert (first - photo).abs().mean() > 0.05  # it really stylizes
+
+
+def load_record_quality():
+    """scripts/record_quality.py as a module (scripts are not a package)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "record_quality.py"
+    spec = importlib.util.spec_from_file_location("record_quality", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_card_quality_is_a_rerunnable_measurement_or_says_it_is_missing(name):
+    """The quality bar's verdict must follow from the recorded numbers, never be asserted alone."""
+    quality = read_card(name)["quality"]
+    if quality.get("measured") is False:
+        assert "not measured" in quality["note"].lower()
+        return
+    averages = quality["average_loss"]
+    assert quality["command"].startswith("fast-style compare --model " + name)
+    assert quality["bar_met"] == (averages["network"]["loss"] < averages["gatys-50"]["loss"])
+    assert quality["network_over_gatys_50"] == round(averages["network"]["loss"] / averages["gatys-50"]["loss"], 2)
+    assert quality["size"] > 0 and quality["photos"] and quality["note"]
+
+
+def test_record_quality_turns_a_compare_report_into_a_card_entry():
+    terms = {"content": 0.5, "style": 0.4, "tv": 0.1}
+    report = {"model": "wave", "style": {"image": "styles/wave.jpg"}, "photos": ["eval/a.png", "eval/b.png"],
+              "size": 512, "steps": [50, 100], "device": "cuda",
+              "averages": {"network": {"loss": 0.9, **terms, "seconds": 0.01},
+                           "gatys-50": {"loss": 1.0, **terms, "seconds": 2.0},
+                           "gatys-100": {"loss": 0.8, **terms, "seconds": 4.0}}}
+    entry = load_record_quality().quality_entry(report, "a note")
+    assert entry["command"] == ("fast-style compare --model wave --style styles/wave.jpg eval/a.png eval/b.png "
+                                "--size 512 --steps 50,100 --device cuda")
+    assert entry["photos"] == ["a.png", "b.png"] and entry["bar_met"] is True
+    assert entry["network_over_gatys_50"] == 0.9 and entry["network_over_gatys_100"] == 1.12
+    assert set(entry["average_loss"]) == {"network", "gatys-50", "gatys-100"}
 
 
 def test_fp16_storage_is_lossless_enough(tmp_path):

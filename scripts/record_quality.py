@@ -1,0 +1,62 @@
+"""Record a `fast-style compare` report in a bundled model's card (its "quality" entry).
+
+    fast-style compare --model wave --style ../shared/data/styles/wave.jpg \
+        ../shared/data/eval/kodak24/*.png --size 512 --steps 50,100,300 --output runs/compare_wave
+    python scripts/record_quality.py runs/compare_wave/report.json --note "512 px, all 24 Kodak photos"
+
+The quality bar of the bundled models (issue 9): on average over the photos, the network's loss on
+its own training objective is below that of 50 iterations of the range-respecting Gatys
+optimisation. The card keeps the command, the photos, the averages and whether the bar is met, so
+the claim can be re-run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fast_style.checkpoint import write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+TERMS = ("loss", "content", "style", "tv")
+
+
+def quality_entry(report: dict, note: str) -> dict:
+    """The card's "quality" entry for one compare report."""
+    averages = report["averages"]
+    budgets = [name for name in averages if name.startswith("gatys-")]
+    command = ["fast-style compare", f"--model {report['model']}", f"--style {report['style']['image']}",
+               *report["photos"], f"--size {report['size']}", f"--steps {','.join(map(str, report['steps']))}",
+               f"--device {report['device']}"]
+    entry = {
+        "command": " ".join(command),
+        "photos": [Path(photo).name for photo in report["photos"]],
+        "size": report["size"],
+        "average_loss": {name: {term: round(averages[name][term], 4) for term in TERMS}
+                         for name in ["network", *budgets]},
+    }
+    for name in budgets:
+        steps = name.split("-")[1]
+        entry[f"network_over_gatys_{steps}"] = round(averages["network"]["loss"] / averages[name]["loss"], 2)
+    entry["bar_met"] = averages["network"]["loss"] < averages["gatys-50"]["loss"] if "gatys-50" in averages else None
+    entry["note"] = note
+    return entry
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("report", type=Path, help="report.json written by fast-style compare")
+    parser.add_argument("--note", required=True, help="where and how it was measured, in words")
+    parser.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints")
+    args = parser.parse_args()
+    report = json.loads(args.report.read_text())
+    card_path = args.checkpoints / report["model"] / "card.json"
+    card = json.loads(card_path.read_text())
+    card["quality"] = quality_entry(report, args.note)
+    write_json(card_path, card)
+    print(json.dumps(card["quality"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
