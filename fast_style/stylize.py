@@ -14,9 +14,10 @@ What is fast (for benchmarks):
   ``no_grad``; ``channels_last`` took 1.08 s, because instance norm copies NHWC input back and forth.
   On an H100, channels_last and bf16/fp16 were also slower (2048x2048: fp32 36 ms, fp32 NHWC 56 ms,
   fp16 48 ms): this network is memory-bound. bf16 on CPUs without native bf16 maths is much slower.
-* On CPU, untiled passes run :func:`inference_network`, an exact rewrite of the network (upsample +
-  conv as transposed convs, group norm reading channels_last in place, a row-split final conv):
-  1.7x faster than the plain network at 512x512 (`fast-style bench`, docs/performance.md).
+* On CPU, untiled passes run :func:`~fast_style.inference.inference_network`, an exact rewrite of
+  the network (transposed convs for upsample + conv, group norm reading channels_last in place, a
+  row-split final conv, Winograd residual convs): 2.06x faster than the plain network at 512x512 on
+  one thread, 1.7x on two (`fast-style bench`, docs/performance.md).
 * Batches of same-sized images amortise per-call overhead on GPUs; on CPU a batch of N costs about
   N single images. Time grows with the pixel count, so ``--size`` is the big lever.
 * Tiling (only when an image would not fit) costs 1.2x an untiled pass on an H100 (4000x3000,
@@ -59,7 +60,7 @@ from fast_style.transformer import TransformerNet, padding_to_fit
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_MAX_PIXELS = 4_000_000  # above this (per batch) CPU inference is tiled: activations get into GBs
 CPU_TILE = 1024  # window side on CPU: big enough that the overlap costs little, small enough to be quick
-# Whether untiled passes use inference_network() by default: 1.76x faster on CPU (512x512, 1 thread,
+# Whether untiled passes use inference_network() by default: 2.06x faster on CPU (512x512, 1 thread,
 # `fast-style bench`); off on CUDA, where eager it was faster at 512x512 but slower at 1024x1024 (H100).
 FAST_DEFAULT: dict[str, bool] = {"cpu": True, "cuda": False}
 GPU_MEMORY_SHARE = 0.5  # fraction of free GPU memory one pass may plan to use
