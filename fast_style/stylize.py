@@ -38,7 +38,6 @@ from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import nn
 
@@ -55,7 +54,7 @@ from fast_style.images import (
 )
 from fast_style.runtime import progress, resolve_device
 from fast_style.inference import has_flat_photo, inference_network
-from fast_style.transformer import TransformerNet, padding_to_fit
+from fast_style.transformer import TransformerNet, pad_to_fit
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_MAX_PIXELS = 4_000_000  # above this (per batch) CPU inference is tiled: activations get into GBs
@@ -325,14 +324,6 @@ def check_tile(tile: int) -> None:
     """Tiles must hold their halos and keep the stride-4 grid (and the decoder's quarter-size tiles) whole."""
     if tile % 16 or tile < 4 * HALO:
         raise FastStyleError(f"--tile {tile}: must be a multiple of 16 and at least {4 * HALO} pixels")
-
-
-def pad_to_fit(batch: torch.Tensor) -> torch.Tensor:
-    """The padding :meth:`TransformerNet.forward` applies, so tiles see the same padded image."""
-    height, width = batch.shape[-2:]
-    pad_h, pad_w = padding_to_fit(height), padding_to_fit(width)
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return F.pad(batch, (0, pad_w, 0, pad_h), mode=mode) if pad_h or pad_w else batch
 
 
 # ----------------------------------------------------------------------------- the stylizer

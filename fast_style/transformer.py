@@ -42,6 +42,17 @@ def padding_to_fit(side: int) -> int:
     return max(MIN_SIDE, side + (-side) % 4) - side
 
 
+def pad_to_fit(x: torch.Tensor) -> torch.Tensor:
+    """Pad (B,C,H,W) at the bottom and right to sides :func:`padding_to_fit` accepts (the forward pass
+    crops back). Reflection needs the padding to be smaller than the side; replicate covers tiny images."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = padding_to_fit(height), padding_to_fit(width)
+    if not (pad_h or pad_w):
+        return x
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
 class ConvLayer(nn.Sequential):
     """Reflection pad -> conv -> (instance norm -> ReLU), the network's only building block."""
 
@@ -83,10 +94,5 @@ class TransformerNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        pad_h, pad_w = padding_to_fit(height), padding_to_fit(width)
-        if pad_h or pad_w:
-            # Reflection needs the padding to be smaller than the side; replicate covers tiny images.
-            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        y = self.decoder(self.residuals(self.encoder(x)))
+        y = self.decoder(self.residuals(self.encoder(pad_to_fit(x))))
         return torch.sigmoid(y[..., :height, :width])

@@ -122,7 +122,9 @@ def strong_network() -> TransformerNet:
     """A width-8 network whose norms scale and shift strongly, so stylization visibly changes
     photos (shared by the session: do not modify it)."""
     generator = torch.Generator().manual_seed(0)
-    network = TransformerNet(ModelConfig(width=8))
+    with torch.random.fork_rng():  # the convs' initial weights too: the same network in every run
+        torch.manual_seed(0)
+        network = TransformerNet(ModelConfig(width=8))
     for module in network.modules():
         if isinstance(module, torch.nn.InstanceNorm2d):
             module.weight.data = 1 + 0.5 * torch.randn(module.weight.shape, generator=generator)

@@ -184,8 +184,9 @@ def test_tiled_result_matches_untiled(stylizer: Stylizer, width: int, height: in
     print(f"tiled vs untiled at {width}x{height}, tile {tile}: max {difference.max():.2e}, "
           f"mean {difference.mean():.2e}")
     # Exact up to float rounding (tiles run the plain network, whole images on the CPU the
-    # rewritten fast one, ~1e-4 apart): no seams, no tone shift, far below one 8-bit level.
-    assert difference.max() < 5e-4 and difference.mean() < 1e-5
+    # rewritten fast one with Winograd convs, ~1e-4 apart): no seams, no tone shift, far below one
+    # 8-bit level (4e-3). Over random networks the mean ranged 5e-6 to 1.3e-5.
+    assert difference.max() < 5e-4 and difference.mean() < 3e-5
 
 
 def test_naive_tiles_would_differ(stylizer: Stylizer) -> None:
