@@ -53,7 +53,7 @@ from fast_style.images import (
     tensor_to_image,
 )
 from fast_style.runtime import progress, resolve_device
-from fast_style.inference import has_flat_photo, inference_network
+from fast_style.inference import GroupedInstanceNorm, has_flat_photo, inference_network
 from fast_style.transformer import TransformerNet, pad_to_fit
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -142,9 +142,9 @@ def finish(stylized: torch.Tensor, photo: torch.Tensor, *, keep_colors: bool, st
 class FixedStatsNorm(nn.Module):
     """Instance norm with given per-(sample, channel) mean/var: every tile normalises like the whole image."""
 
-    def __init__(self, norm: nn.InstanceNorm2d, mean: torch.Tensor, var: torch.Tensor):
+    def __init__(self, norm: nn.Module, mean: torch.Tensor, var: torch.Tensor):
         super().__init__()
-        self.norm = norm
+        self.norm = norm.norm if isinstance(norm, GroupedInstanceNorm) else norm  # the affine parameters
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("var", var, persistent=False)
 
@@ -157,14 +157,20 @@ class FixedStatsNorm(nn.Module):
 Stats = dict[str, tuple[torch.Tensor, torch.Tensor]]  # norm name -> (mean, var), each (B,C,1,1) float32
 
 
-def instance_norms(module: nn.Module) -> dict[str, nn.InstanceNorm2d]:
-    """The instance-norm layers by qualified name, in registration order (= call order in this network)."""
-    return {name: child for name, child in module.named_modules() if isinstance(child, nn.InstanceNorm2d)}
+def instance_norms(module: nn.Module) -> dict[str, nn.Module]:
+    """The instance-norm layers by qualified name, in registration order (= call order in this network):
+    InstanceNorm2d, or the inference form's GroupedInstanceNorm (not the InstanceNorm2d it holds)."""
+    norms: dict[str, nn.Module] = {}
+    for name, child in module.named_modules():
+        inside_wrapper = name.rpartition(".")[0] in norms
+        if isinstance(child, GroupedInstanceNorm) or (isinstance(child, nn.InstanceNorm2d) and not inside_wrapper):
+            norms[name] = child
+    return norms
 
 
 @contextmanager
 def fixed_norm_statistics(module: nn.Module, stats: Stats) -> Iterator[None]:
-    """Temporarily swap the InstanceNorm2d layers named in ``stats`` for :class:`FixedStatsNorm` ones."""
+    """Temporarily swap the norm layers named in ``stats`` for :class:`FixedStatsNorm` ones."""
     norms = {name: norm for name, norm in instance_norms(module).items() if name in stats}
     for name, norm in norms.items():
         parent, _, child = name.rpartition(".")
@@ -272,9 +278,16 @@ def run_stage_tiled(stage: nn.Module, x: torch.Tensor, tile: int, halo: int, ali
         run = stage if until is None else partial(run_until, stage, until)
         for (rows, cols), part, scale in run_tiles(run, x, row_spans, col_spans):
             if output is None:
-                output = part.new_empty(*part.shape[:2], round(x.shape[-2] * scale), round(x.shape[-1] * scale))
+                shape = (*part.shape[:2], round(x.shape[-2] * scale), round(x.shape[-1] * scale))
+                output = torch.empty(shape, dtype=part.dtype, device=part.device, memory_format=memory_format_of(part))
             output[..., rows, cols] = part
     return output
+
+
+def memory_format_of(tensor: torch.Tensor) -> torch.memory_format:
+    """channels_last for an NHWC-strided 4-D tensor (the inference form's layers), else contiguous."""
+    nhwc = tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if nhwc and not tensor.is_contiguous() else torch.contiguous_format
 
 
 def tile_moments(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -309,6 +322,7 @@ def stylize_tiled(model: TransformerNet, batch: torch.Tensor, tile: int) -> torc
     identical values. Costs 1.2-1.5 untiled passes; peak memory is a third of an untiled pass (258
     against 798 bytes per input pixel for width 32 in fp32 on an H100), mostly the whole-image
     (2w, H/2, W/2) decoder features: memory still grows with the image, at a third of the rate.
+    ``model`` may be the plain network or its inference form (:func:`~fast_style.inference.inference_network`).
     """
     check_tile(tile)
     height, width = batch.shape[-2:]
@@ -376,6 +390,8 @@ class Stylizer:
         self.winograd = self.fast and self.device.type == "cpu" and dtype == torch.float32
         self.network = inference_network(self.model, winograd=self.winograd).to(self.device, dtype) if self.fast else None
         self.model = self.model.to(self.device, dtype, memory_format=memory_format).eval()
+        # Tiles run the network stage by stage, so they need it uncompiled.
+        self.tiled_network = self.model if self.network is None else self.network
         if self.compile:
             mode = "reduce-overhead" if self.device.type == "cuda" else "default"
             self.network = torch.compile(self.model if self.network is None else self.network, mode=mode,
@@ -418,11 +434,11 @@ class Stylizer:
         batch = batch.to(self.device, PRECISIONS[self.precision]).contiguous(memory_format=memory_format)
         tile = tile or self.auto_tile(height, width, batch_size)
         with torch.inference_mode():
+            plain = self.network is None or (self.winograd and has_flat_photo(batch))
             if tile is None or (height <= tile and width <= tile):
-                plain = self.network is None or (self.winograd and has_flat_photo(batch))
                 result = (self.model if plain else self.network)(batch)
             else:
-                result = stylize_tiled(self.model, batch, tile)
+                result = stylize_tiled(self.model if plain else self.tiled_network, batch, tile)
         return result.float().clone(memory_format=torch.contiguous_format)
 
     def stylize(self, image: Image.Image, *, size: int | None = None, preserve_color: bool = False,

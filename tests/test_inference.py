@@ -98,18 +98,23 @@ def test_cpu_fp32_stylizer_runs_winograd_and_bf16_does_not(make_tiny_model) -> N
     torch.testing.assert_close(fp32.stylize_tensor(photo), expected, atol=1e-4, rtol=0)
 
 
-def test_inference_network_leaves_the_model_alone_and_tiles_still_use_it(make_tiny_model) -> None:
+def test_inference_network_leaves_the_model_alone_and_tiles_run_it_too(make_tiny_model) -> None:
     model = make_tiny_model(width=8, residual_blocks=1)
     before = {name: value.clone() for name, value in model.state_dict().items()}
     stylizer = Stylizer(model, {}, torch.device("cpu"), fast=True)
+    calls: list[str] = []
+    for layer in stylizer.tiled_network.modules():
+        if isinstance(layer, (RowSplitConv, WinogradConv3x3)):
+            layer.register_forward_hook(lambda module, *_: calls.append(type(module).__name__))
     photo = torch.rand(1, 3, 96, 80)
     with torch.inference_mode():
         expected = stylizer.model(photo)
     torch.testing.assert_close(stylizer.stylize_tensor(photo), expected, atol=1e-4, rtol=0)
+    calls.clear()
     torch.testing.assert_close(stylizer.stylize_tensor(photo, tile=64), expected, atol=1e-4, rtol=0)
+    assert {"RowSplitConv", "WinogradConv3x3"} <= set(calls), "tiles should run the inference form"
     for name, value in stylizer.model.state_dict().items():
         torch.testing.assert_close(value, before[name], atol=0, rtol=0)
-
 
 
 def test_solid_colour_photos_bypass_winograd_and_match_the_plain_network(make_tiny_model) -> None:
@@ -122,6 +127,10 @@ def test_solid_colour_photos_bypass_winograd_and_match_the_plain_network(make_ti
         amplified = inference_network(model, winograd=True)(solid)
     assert (amplified - expected).abs().max() > 1e-3, "the case the bypass exists for is no longer reproduced"
     torch.testing.assert_close(stylizer.stylize_tensor(solid), expected, atol=1e-5, rtol=0)
+    big = torch.full((1, 3, 100, 90), 0.3)  # tiled too
+    with torch.inference_mode():
+        expected_big = model(big)
+    torch.testing.assert_close(stylizer.stylize_tensor(big, tile=64), expected_big, atol=1e-5, rtol=0)
 
 
 def test_flat_means_one_colour_to_half_an_8_bit_level() -> None:
