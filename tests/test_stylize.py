@@ -378,6 +378,21 @@ def test_existing_outputs_are_kept_unless_overwrite(model_file: Path, photos: Pa
     assert "already exist" not in capsys.readouterr().out
 
 
+def test_without_output_results_go_beside_the_photo_or_into_a_named_folder(
+        model_file: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fast-style stylize --model NAME PHOTO` works with no --output, and never overwrites the photo."""
+    monkeypatch.chdir(tmp_path)
+    name = model_file.parent.name  # a trained model is named after its run folder
+    photo = photos / "trip" / "b.jpg"
+    before = photo.read_bytes()
+    assert stylize_cli("--model", model_file, photo) == 0
+    assert Image.open(photos / "trip" / f"b_{name}.jpg").size == (33, 21) and photo.read_bytes() == before
+    assert stylize_cli("--model", model_file, photo, "--format", "png") == 0
+    assert (photos / "trip" / f"b_{name}.png").is_file()
+    assert stylize_cli("--model", model_file, photos) == 0
+    assert (tmp_path / f"stylized_{name}" / "trip" / "day2" / "c.webp").is_file()
+
+
 def test_stylizing_a_folder_twice_exits_0_and_only_real_failures_exit_1(
         make_tiny_model, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """The second run over the same folder keeps every output and succeeds; an unreadable photo, or an

@@ -15,10 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, folders (searched recursively) or glob patterns")
     parser.add_argument("--model", required=True, metavar="MODEL",
-                        help="model.safetensors written by `fast-style train` (or its .json, or their folder)")
-    parser.add_argument("--output", "-o", required=True, metavar="OUT",
+                        help="a bundled model's name (see `fast-style models`), or the model.safetensors "
+                             "written by `fast-style train` (or its .json, or their folder)")
+    parser.add_argument("--output", "-o", metavar="OUT",
                         help="a file for one input image; otherwise a folder (created; names and the "
-                             "sub-folders of folder inputs are kept)")
+                             "sub-folders of folder inputs are kept). Default: PHOTO_MODEL.EXT beside a "
+                             "single photo, else the folder stylized_MODEL")
     parser.add_argument("--size", type=int, metavar="N",
                         help="longer side of the output (default: the photo's own size)")
     parser.add_argument("--tile", type=int, metavar="N",
@@ -55,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
     options = Options(size=args.size, preserve_color=args.preserve_color, strength=args.strength,
                       tile=args.tile, keep_alpha=args.keep_alpha, batch_size=args.batch_size,
                       overwrite=args.overwrite)
-    output = Path(args.output)
+    output = Path(args.output) if args.output else default_output(args.inputs, args.model, args.format)
     jobs = plan_jobs(args.inputs, output, args.format)
     single = is_single_file(args.inputs, output)
     if single and output.exists() and not args.overwrite:
@@ -72,6 +74,24 @@ def main(args: argparse.Namespace) -> int:
     existing += summary.skipped.pop(EXISTS, 0)  # written by someone else while this run went on
     print(summary.line(output) + existing_note(existing))
     return 1 if summary.skipped else 0
+
+
+def default_output(inputs: list[str], model: str, fmt: str | None) -> Path:
+    """Where results go without --output: ``photo_starry_night.jpg`` beside a single photo (its format
+    kept where it can be written, else png), otherwise the folder ``stylized_starry_night``; named
+    after a bundled model, or a trained model's file or folder."""
+    from pathlib import Path
+
+    from fast_style.stylize import OUTPUT_FORMATS, WRITABLE_SUFFIXES
+
+    path = Path(model)
+    name = path.parent.name if path.suffix in (".safetensors", ".json") and path.stem == "model" else path.stem
+    name = name or "stylized"
+    photo = Path(inputs[0])
+    if len(inputs) == 1 and photo.is_file():
+        suffix = OUTPUT_FORMATS[fmt] if fmt else photo.suffix.lower()
+        return photo.with_name(f"{photo.stem}_{name}{suffix if suffix in WRITABLE_SUFFIXES else '.png'}")
+    return Path(f"stylized_{name}")
 
 
 def split_existing(jobs: list[Job], overwrite: bool) -> tuple[list[Job], int]:
