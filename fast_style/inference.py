@@ -15,13 +15,12 @@ Training keeps the plain network: these forms exist for inference only.
 from __future__ import annotations
 
 import copy
-from functools import cache
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fast_style.transformer import ConvLayer, ResidualBlock, TransformerNet
+from fast_style.winograd import transformed_weight, winograd_conv3x3
 
 # Which taps of a 3-tap kernel land on each of the 4 taps of the equivalent stride-2 transposed
 # kernel, when the 3-tap conv runs on a nearest-neighbour 2x upsampled image (see UpsampleConv).
@@ -96,57 +95,11 @@ class RowSplitConv(nn.Module):
         return (shifted.sum(3, dtype=torch.float32) + self.bias.float()).permute(0, 3, 1, 2)
 
 
-# ----------------------------------------------------------------------------- Winograd
-
-WINOGRAD_POINTS = (0.0, 1.0, -1.0, 0.5, -2.0)  # of 3 sets tried, the smallest fp32 error (1.6e-6 relative)
-WINOGRAD_BAND_BYTES = 2 << 20  # one band's tile matrix: cache-sized bands ran faster (33 ms against 40 ms unbanded)
-
-
-@cache
-def winograd_matrices(points: tuple[float, ...] = WINOGRAD_POINTS) -> tuple[torch.Tensor, ...]:
-    """A^T (4x6), G (6x3) and B^T (6x6) of Winograd's F(4, 3) from its interpolation points (plus
-    the point at infinity), in float64: y = A^T [(G g) * (B^T d)] is the 3-tap correlation of d.
-
-    Built by Toom-Cook interpolation rather than copied as constants, so a test can check the
-    identity and another point set is one argument away.
-    """
-    p = torch.tensor(points, dtype=torch.float64)
-    n = len(points) + 1
-    a_t = torch.zeros(n - 2, n, dtype=torch.float64)
-    a_t[:, :-1] = p.unsqueeze(0) ** torch.arange(n - 2, dtype=torch.float64).unsqueeze(1)
-    a_t[-1, -1] = 1.0
-    g = torch.zeros(n, 3, dtype=torch.float64)
-    g[-1, -1] = 1.0
-    b_t = torch.zeros(n, n, dtype=torch.float64)
-    full = polynomial_with_roots(p)  # prod (x - p_i), ascending coefficients, length n
-    for i, point in enumerate(p):
-        others = torch.cat([p[:i], p[i + 1:]])
-        g[i] = point ** torch.arange(3, dtype=torch.float64) / torch.prod(point - others)
-        b_t[i, :-1] = polynomial_with_roots(others)
-    b_t[-1] = full
-    return a_t, g, b_t
-
-
-def polynomial_with_roots(roots: torch.Tensor) -> torch.Tensor:
-    """Ascending coefficients of prod (x - r) over ``roots``."""
-    coefficients = torch.ones(1, dtype=torch.float64)
-    for root in roots:
-        zero = torch.zeros(1, dtype=torch.float64)
-        coefficients = torch.cat([zero, coefficients]) - root * torch.cat([coefficients, zero])  # times (x - r)
-    return coefficients
-
-
 class WinogradConv3x3(nn.Module):
-    """An unpadded 3x3 conv computed as Winograd F(4x4, 3x3): 36 instead of 144 multiplies per 4x4
-    output tile, for the residual blocks on CPU.
-
-    The residual convs are over half the CPU time of a 512x512 pass, and oneDNN already runs them
-    at the core's fp32 peak, so only fewer multiplies could make them cheaper. Here every stage is a
-    matrix product PyTorch runs well: the 6x6 input tiles (a strided view, copied once) times the
-    36x36 Kronecker input transform, 36 channel GEMMs against pre-transformed weights, and the 16x36
-    output transform, written straight into the output with the bias. 36 ms against 52 ms per
-    128-channel 128x128 conv on one core; relative error 2e-6. Large images go in bands of tile
-    rows so the temporary matrices stay small.
+    """An unpadded 3x3 conv computed as Winograd F(4x4, 3x3) (:func:`~fast_style.winograd.winograd_conv3x3`),
+    for the residual blocks on CPU: they are over half the CPU time of a 512x512 pass, and oneDNN already
+    runs them at the core's fp32 peak, so only fewer multiplies could make them cheaper. 31-34 ms
+    against 52-55 ms per 128-channel 128x128 conv on one core; relative error 2e-6.
     """
 
     def __init__(self, conv: nn.Conv2d):
@@ -154,37 +107,11 @@ class WinogradConv3x3(nn.Module):
         if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding != (0, 0) \
                 or conv.dilation != (1, 1) or conv.groups != 1 or conv.bias is None:
             raise ValueError("WinogradConv3x3 replaces only an unpadded, stride-1, biased, ungrouped 3x3 conv")
-        a_t, g, b_t = winograd_matrices()
-        weight = conv.weight.detach().double()
-        out_channels, in_channels = weight.shape[:2]
-        transformed = torch.einsum("ai,ocij,bj->abco", g, weight, g).reshape(36, in_channels, out_channels)
-        self.register_buffer("weight", transformed.float().contiguous())
-        self.register_buffer("input_transform", torch.kron(b_t, b_t).float())
-        self.register_buffer("output_transform", torch.kron(a_t, a_t).float())
+        self.register_buffer("weight", transformed_weight(conv.weight))
         self.register_buffer("bias", conv.bias.detach().float().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, channels, padded_height, padded_width = x.shape
-        height, width = padded_height - 2, padded_width - 2
-        tiles_high, tiles_wide = -(-height // 4), -(-width // 4)
-        if (4 * tiles_high, 4 * tiles_wide) != (height, width):  # zero rows/columns; cropped below
-            x = F.pad(x, (0, 4 * tiles_wide - width, 0, 4 * tiles_high - height))
-        pixels = x.permute(0, 2, 3, 1)  # (N, H, W, C): a view when x is channels_last
-        out_channels = self.weight.shape[-1]
-        out = torch.empty(batch, 4 * tiles_high, 4 * tiles_wide, out_channels, dtype=x.dtype, device=x.device)
-        band = max(1, WINOGRAD_BAND_BYTES // (36 * batch * tiles_wide * channels * x.element_size()))
-        for first in range(0, tiles_high, band):
-            rows = min(band, tiles_high - first)
-            tiles = pixels[:, 4 * first:4 * (first + rows) + 2].unfold(1, 6, 4).unfold(2, 6, 4)
-            tiles = tiles.permute(4, 5, 0, 1, 2, 3).reshape(36, -1)  # (6x6 taps, N*rows*cols*C)
-            products = torch.bmm((self.input_transform @ tiles).view(36, -1, channels), self.weight)
-            outputs = (self.output_transform @ products.view(36, -1)).view(4, 4, batch, rows, tiles_wide, out_channels)
-            torch.add(outputs.permute(2, 3, 0, 4, 1, 5), self.bias,
-                      out=out[:, 4 * first:4 * (first + rows)].view(batch, rows, 4, tiles_wide, 4, out_channels))
-        out = out.permute(0, 3, 1, 2)
-        if out.shape[-2:] != (height, width):
-            out = out[..., :height, :width].contiguous(memory_format=torch.channels_last)
-        return out
+        return winograd_conv3x3(x, self.weight, self.bias)
 
 
 FLAT_RANGE = 0.5 / 255  # a channel whose values all lie within half an 8-bit level is flat

@@ -8,51 +8,13 @@ import copy
 import pytest
 import torch
 
-from fast_style import inference
 from fast_style.inference import (
     RowSplitConv,
     WinogradConv3x3,
     has_flat_photo,
     inference_network,
-    winograd_matrices,
 )
 from fast_style.stylize import Stylizer
-
-
-def test_winograd_matrices_compute_a_three_tap_correlation_exactly() -> None:
-    a_t, g, b_t = winograd_matrices()
-    assert a_t.shape == (4, 6) and g.shape == (6, 3) and b_t.shape == (6, 6)
-    generator = torch.Generator().manual_seed(0)
-    signal = torch.randn(6, dtype=torch.float64, generator=generator)
-    kernel = torch.randn(3, dtype=torch.float64, generator=generator)
-    expected = torch.stack([(signal[i:i + 3] * kernel).sum() for i in range(4)])
-    torch.testing.assert_close(a_t @ ((g @ kernel) * (b_t @ signal)), expected, atol=1e-12, rtol=0)
-
-
-@pytest.mark.parametrize("shape", [(1, 16, 18, 18), (2, 8, 13, 30), (1, 8, 3, 3), (3, 4, 41, 9)])
-@pytest.mark.parametrize("channels_last", [True, False])
-def test_winograd_conv_equals_the_conv_it_replaces(shape, channels_last: bool) -> None:
-    torch.manual_seed(0)
-    conv = torch.nn.Conv2d(shape[1], 12, 3)
-    x = torch.randn(shape)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        result = WinogradConv3x3(conv)(x)
-        expected = conv(x)
-    assert result.shape == expected.shape
-    torch.testing.assert_close(result, expected, atol=1e-4, rtol=1e-4)
-
-
-def test_winograd_bands_give_the_same_result_as_one_band(monkeypatch: pytest.MonkeyPatch) -> None:
-    torch.manual_seed(0)
-    conv = torch.nn.Conv2d(8, 8, 3)
-    x = torch.randn(2, 8, 38, 26).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        whole = WinogradConv3x3(conv)(x)
-        monkeypatch.setattr(inference, "WINOGRAD_BAND_BYTES", 1)  # one tile row per band: 9 bands
-        banded = WinogradConv3x3(conv)(x)
-    torch.testing.assert_close(banded, whole, atol=0, rtol=0)
 
 
 def test_layers_that_cannot_be_rewritten_are_refused() -> None:

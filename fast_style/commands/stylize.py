@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -48,7 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     import time
-    from pathlib import Path
 
     from fast_style.images import ImageError
     from fast_style.stylize import (EXISTS, Options, is_single_file, load_stylizer, plan_jobs, stylize_file,
@@ -80,8 +80,6 @@ def default_output(inputs: list[str], model: str, fmt: str | None) -> Path:
     """Where results go without --output: ``photo_starry_night.jpg`` beside a single photo (its format
     kept where it can be written, else png), otherwise the folder ``stylized_starry_night``; named
     after a bundled model, or a trained model's file or folder."""
-    from pathlib import Path
-
     from fast_style.stylize import OUTPUT_FORMATS, WRITABLE_SUFFIXES
 
     path = Path(model)
