@@ -89,9 +89,8 @@ class RowSplitConv(nn.Module):
         height = padded_height - self.rows + 1
         # shifted[n, y, x, r, c] = partial_sums[n, r*out + c, y + r, x]: row r's block, moved up r rows.
         s_n, s_c, s_h, s_w = partial_sums.stride()
-        shifted = partial_sums.as_strided((batch, height, width, self.rows, self.out_channels),
-                                          (s_n, s_h, s_w, s_h + self.out_channels * s_c, s_c),
-                                          partial_sums.storage_offset())
+        shifted = torch.as_strided(partial_sums, (batch, height, width, self.rows, self.out_channels),
+                                   (s_n, s_h, s_w, s_h + self.out_channels * s_c, s_c))  # compiles without breaks
         return (shifted.sum(3, dtype=torch.float32) + self.bias.float()).permute(0, 3, 1, 2)
 
 

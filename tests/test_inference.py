@@ -102,3 +102,11 @@ def test_flat_means_one_colour_to_half_an_8_bit_level() -> None:
     batch[1, 2, 3, 3] += 0.4 / 255
     batch[1, 1] = 0.9  # channels may differ from each other
     assert has_flat_photo(batch)
+
+
+def test_the_gpu_inference_form_compiles_without_graph_breaks(make_tiny_model) -> None:
+    """On CUDA the Stylizer compiles this form with CUDA graphs; a graph break would split them."""
+    network = inference_network(make_tiny_model(width=8, residual_blocks=1))
+    with torch.inference_mode():
+        explanation = torch._dynamo.explain(network)(torch.rand(1, 3, 24, 20))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
