@@ -198,3 +198,14 @@ def test_missing_photo_or_painting_is_one_line_naming_it(model_file: Path, share
     error = capsys.readouterr().err.strip()
     assert status == 2 and len(error.splitlines()) == 1 and str(absent) in error
     assert not (tmp_path / "out").exists()
+
+
+def test_without_output_the_report_goes_to_compare_model(model_file: Path, shared_data: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    photo = shared_data / "eval" / "kodak24" / PHOTOS[0]
+    assert cli.main(["compare", "--model", str(model_file), str(photo), "--size", str(SIZE), "--steps", "1",
+                     "--device", "cpu"]) == 0
+    folder = tmp_path / f"compare_{model_file.parent.name}"
+    assert (folder / "report.json").is_file() and str(folder.name) in capsys.readouterr().out

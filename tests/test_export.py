@@ -107,3 +107,10 @@ def test_export_errors_are_one_line_and_write_nothing(model_file: Path, tmp_path
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and str(model if case == "pickle model" else output) in error
     assert list(tmp_path.iterdir()) == ([model] if case == "pickle model" else [])
+
+
+def test_without_output_the_export_is_named_after_the_model(model_file: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert export_cli("--model", model_file, "--format", "torchscript") == 0
+    assert (tmp_path / f"{model_file.parent.name}.pt").is_file()

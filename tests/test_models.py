@@ -128,3 +128,12 @@ def test_models_lists_every_bundled_model(capsys):
     assert main(["models"]) == 0
     listed = capsys.readouterr().out
     assert all(name in listed for name in EXPECTED)
+
+
+@pytest.mark.parametrize(("model", "name"), [("starry_night", "starry_night"), ("runs/mine/model.safetensors", "mine"),
+                                             ("runs/mine/model.json", "mine"), ("exports/wave_v2.safetensors", "wave_v2"),
+                                             ("runs/mine", "mine")])
+def test_default_output_names_come_from_the_model(model, name):
+    from fast_style.commands.common import model_name
+
+    assert model_name(model) == name

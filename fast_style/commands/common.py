@@ -1,4 +1,4 @@
-"""Small pieces several subcommands share: list flags and the resolved-config file."""
+"""Small pieces several subcommands share: list flags, default output names and the resolved-config file."""
 
 from __future__ import annotations
 
@@ -28,6 +28,15 @@ def parse_float_list(text: str, flag: str) -> list[float]:
     if not values:
         raise FastStyleError(f"{flag}: give at least one number")
     return values
+
+
+def model_name(model: str) -> str:
+    """A short name for default output paths: a bundled model's name, or a trained model's run folder
+    (``runs/mine/model.safetensors`` -> ``mine``) or file stem."""
+    path = Path(model)
+    if path.suffix in (".safetensors", ".json") and path.stem == "model":
+        return path.parent.name or "model"
+    return path.stem or "model"
 
 
 def write_resolved_config(config: Any, path: Path) -> Path:

@@ -10,11 +10,11 @@ HELP = "Compare a trained network with Gatys optimisation on the same photos: lo
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("photos", nargs="+", metavar="PHOTO", help="photos, folders or glob patterns to compare on")
     parser.add_argument("--model", required=True, metavar="MODEL",
-                        help="model.safetensors (with model.json beside it) or its folder")
+                        help="a bundled model's name, or model.safetensors (with model.json beside it) or its folder")
     parser.add_argument("--style", metavar="PAINTING",
                         help="the painting (default: the one the model was trained on, if still there)")
-    parser.add_argument("--output", required=True, metavar="DIR",
-                        help="folder for report.json, report.html, grid.png and images/")
+    parser.add_argument("--output", metavar="DIR",
+                        help="folder for report.json, report.html, grid.png and images/ (default: compare_MODEL)")
     parser.add_argument("--steps", default="50,100,300", metavar="N,N,...", help="optimisation step budgets")
     parser.add_argument("--size", type=int, default=512, help="longer side of the photos in pixels")
     parser.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="the baseline's optimiser")
@@ -24,16 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fast_style.commands.common import parse_int_list
+    from fast_style.commands.common import model_name, parse_int_list
     from fast_style.compare import compare, format_table
     from fast_style.errors import FastStyleError
 
     if args.size <= 0:
         raise FastStyleError(f"--size {args.size}: must be a positive number of pixels")
-    report = compare(args.model, args.photos, args.output, style=args.style,
+    output = Path(args.output or f"compare_{model_name(args.model)}")
+    report = compare(args.model, args.photos, output, style=args.style,
                      steps=parse_int_list(args.steps, "--steps"), size=args.size, optimizer=args.optimizer,
                      device=args.device)
     print(format_table(report))
-    output = Path(args.output)
     print(f"\nwrote {output / 'report.json'}, {output / 'grid.png'} and {output / 'report.html'}")
     return 0

@@ -12,15 +12,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model.safetensors written by `fast-style train` (or its .json, or their folder)")
     parser.add_argument("--format", choices=["onnx", "torchscript"],
                         help="onnx (needs: pip install 'fast_style[onnx]') or torchscript; "
-                             "default: from the --output suffix (.onnx / .pt)")
-    parser.add_argument("--output", "-o", required=True, metavar="FILE", help="where to write the exported model")
+                             "default: from the --output suffix (.onnx / .pt), else onnx")
+    parser.add_argument("--output", "-o", metavar="FILE",
+                        help="where to write the exported model (default: MODEL.onnx or MODEL.pt here)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset version")
 
 
 def main(args: argparse.Namespace) -> int:
+    from fast_style.commands.common import model_name
     from fast_style.export import CHECK_SHAPES, export_model
 
-    difference = export_model(args.model, args.output, args.format, opset=args.opset)
+    output = args.output or f"{model_name(args.model)}{'.pt' if args.format == 'torchscript' else '.onnx'}"
+    difference = export_model(args.model, output, args.format, opset=args.opset)
     sizes = ", ".join(f"{w}x{h}" for _, _, h, w in CHECK_SHAPES)
-    print(f"wrote {args.output}; matches PyTorch at {sizes} (max difference {difference:.1e})")
+    print(f"wrote {output}; matches PyTorch at {sizes} (max difference {difference:.1e})")
     return 0

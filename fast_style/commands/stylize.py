@@ -80,11 +80,10 @@ def default_output(inputs: list[str], model: str, fmt: str | None) -> Path:
     """Where results go without --output: ``photo_starry_night.jpg`` beside a single photo (its format
     kept where it can be written, else png), otherwise the folder ``stylized_starry_night``; named
     after a bundled model, or a trained model's file or folder."""
+    from fast_style.commands.common import model_name
     from fast_style.stylize import OUTPUT_FORMATS, WRITABLE_SUFFIXES
 
-    path = Path(model)
-    name = path.parent.name if path.suffix in (".safetensors", ".json") and path.stem == "model" else path.stem
-    name = name or "stylized"
+    name = model_name(model)
     photo = Path(inputs[0])
     if len(inputs) == 1 and photo.is_file():
         suffix = OUTPUT_FORMATS[fmt] if fmt else photo.suffix.lower()
