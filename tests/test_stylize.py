@@ -24,17 +24,15 @@ from fast_style.checkpoint import CheckpointError, save_model
 from fast_style.errors import FastStyleError
 from fast_style.images import image_to_tensor, tensor_to_image
 from fast_style.stylize import (
-    FixedStatsNorm,
     Options,
     Stylizer,
     blend,
-    fixed_norm_statistics,
     load_stylizer,
     luminance,
     preserve_color,
     resolve_model_path,
-    tile_spans,
 )
+from fast_style.tiling import FixedStatsNorm, fixed_norm_statistics, tile_spans
 from fast_style.transformer import TransformerNet
 
 
