@@ -92,8 +92,8 @@ def winograd_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
 
     Any size (H and W are zero-extended to multiples of 4 and cropped back). Bands of tile rows keep
     the temporary matrices near ``band_bytes`` (default :data:`BAND_BYTES`, or :data:`GRAD_BAND_BYTES`
-    with gradients). Without gradients the bands are written straight into
-    the output; when ``x`` requires grad they are concatenated instead, so autograd can follow.
+    with gradients). Without gradients the bands are written straight into the output; when anything
+    requires grad they are concatenated instead, so autograd can follow.
     """
     batch, channels, padded_height, padded_width = x.shape
     height, width = padded_height - 2, padded_width - 2
@@ -103,7 +103,7 @@ def winograd_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
     input_transform, output_transform = tile_transforms(x.device)
     pixels = x.permute(0, 2, 3, 1)  # (N, H, W, C): a view when x is channels_last
     out_channels = weight.shape[-1]
-    differentiable = torch.is_grad_enabled() and x.requires_grad
+    differentiable = torch.is_grad_enabled() and any(t.requires_grad for t in (x, weight, bias))
     out = None if differentiable else torch.empty(batch, 4 * tiles_high, 4 * tiles_wide, out_channels,
                                                   dtype=x.dtype, device=x.device)
     bands: list[torch.Tensor] = []
