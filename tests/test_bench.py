@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 
 import pytest
 import torch
@@ -24,6 +25,8 @@ def test_quick_cpu_bench_prints_one_json_document_with_every_workload(capsys: py
     document = json.loads(capsys.readouterr().out)
     assert torch.get_num_threads() == threads, "the bench must restore the thread count it changed"
     assert document["quick"] is True and document["threads"] == 1 and document["device_type"] == "cpu"
+    # Both paths ran with glibc keeping freed memory, as every fast-style command does (glibc only).
+    assert document["malloc_keeps_freed_memory"] is (platform.libc_ver()[0] == "glibc")
     for key in ("device", "torch", "date", "loss_network"):
         assert document[key]
     assert [entry["workload"] for entry in document["workloads"]] == list(bench.WORKLOADS)
