@@ -15,6 +15,7 @@ Training keeps the plain network: these forms exist for inference only.
 from __future__ import annotations
 
 import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -133,7 +134,8 @@ def has_flat_photo(batch: torch.Tensor) -> bool:
 # ----------------------------------------------------------------------------- the rewrite
 
 
-def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
+def replace_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` where ``model``'s submodule called ``name`` (dotted) is."""
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent), child, module)
 
@@ -151,16 +153,16 @@ def inference_network(model: TransformerNet, *, winograd: bool = False) -> Trans
     fast = copy.deepcopy(model).float()
     for name, module in list(fast.named_modules()):
         if isinstance(module, ConvLayer) and isinstance(module[0], nn.Upsample):
-            _replace(fast, name, nn.Sequential(UpsampleConv(module[2]), *list(module)[3:]))
+            replace_module(fast, name, nn.Sequential(UpsampleConv(module[2]), *list(module)[3:]))
     if winograd:
         for block in fast.modules():
             if isinstance(block, ResidualBlock):
                 for name, conv in list(block.named_modules()):
                     if isinstance(conv, nn.Conv2d):
-                        _replace(block, name, WinogradConv3x3(conv))
+                        replace_module(block, name, WinogradConv3x3(conv))
     for name, module in list(fast.named_modules()):
         if isinstance(module, nn.InstanceNorm2d):
-            _replace(fast, name, GroupedInstanceNorm(module))
+            replace_module(fast, name, GroupedInstanceNorm(module))
     final = fast.decoder[-1]
     final[-1] = RowSplitConv(final[-1])
     return fast.to(memory_format=torch.channels_last).eval()

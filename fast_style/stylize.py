@@ -50,8 +50,8 @@ from fast_style.images import (
     save_image,
     tensor_to_image,
 )
-from fast_style.runtime import progress, resolve_device
 from fast_style.inference import has_flat_photo, inference_network
+from fast_style.runtime import progress, resolve_device
 from fast_style.tiling import HALO, check_tile, stylize_tiled
 from fast_style.transformer import TransformerNet
 

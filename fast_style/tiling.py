@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from fast_style.errors import FastStyleError
-from fast_style.inference import GroupedInstanceNorm
+from fast_style.inference import GroupedInstanceNorm, replace_module
 from fast_style.transformer import TransformerNet, pad_to_fit
 
 
@@ -55,14 +55,12 @@ def fixed_norm_statistics(module: nn.Module, stats: Stats) -> Iterator[None]:
     """Temporarily swap the norm layers named in ``stats`` for :class:`FixedStatsNorm` ones."""
     norms = {name: norm for name, norm in instance_norms(module).items() if name in stats}
     for name, norm in norms.items():
-        parent, _, child = name.rpartition(".")
-        setattr(module.get_submodule(parent), child, FixedStatsNorm(norm, *stats[name]))
+        replace_module(module, name, FixedStatsNorm(norm, *stats[name]))
     try:
         yield
     finally:
         for name, norm in norms.items():
-            parent, _, child = name.rpartition(".")
-            setattr(module.get_submodule(parent), child, norm)
+            replace_module(module, name, norm)
 
 
 @dataclass(frozen=True)
