@@ -64,7 +64,6 @@ FAST_DEFAULT: dict[str, bool] = {"cpu": True, "cuda": False}
 GPU_MEMORY_SHARE = 0.5  # fraction of free GPU memory one pass may plan to use
 OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "bmp": ".bmp", "tiff": ".tiff"}
 WRITABLE_SUFFIXES = frozenset({*OUTPUT_FORMATS.values(), ".jpeg", ".tif"})
-EXISTS = "already existed (pass --overwrite)"
 
 
 # ----------------------------------------------------------------------------- loading
@@ -279,6 +278,9 @@ class Summary:
 
     done: int = 0
     skipped: Counter = field(default_factory=Counter)
+    # Outputs already there (without --overwrite): kept, counted and not failures, so that re-running a
+    # folder job after adding photos, or after an interruption, stylizes just the new ones and exits 0.
+    kept: int = 0
     seconds: float = 0.0
 
     def skip(self, kind: str, reason: str) -> None:
@@ -292,7 +294,9 @@ class Summary:
         """One line for the end of a run: what was written where, and what was skipped and why."""
         kinds = ", ".join(f"{count} {kind}" for kind, count in self.skipped.most_common())
         skipped = f"; skipped {sum(self.skipped.values())} ({kinds})" if self.skipped else ""
-        return f"stylized {self.done} image{'s' * (self.done != 1)} into {output} in {self.seconds:.1f} s{skipped}"
+        kept = f"; {self.kept} already exist{'s' * (self.kept == 1)} (use --overwrite)" if self.kept else ""
+        return (f"stylized {self.done} image{'s' * (self.done != 1)} into {output} in {self.seconds:.1f} s"
+                f"{skipped}{kept}")
 
 
 def is_single_file(inputs: list[str], output: Path) -> bool:
@@ -388,12 +392,8 @@ def stylize_folder(stylizer: Stylizer, jobs: list[Job], options: Options) -> Sum
     runs; consecutive same-sized photos are batched up to ``options.batch_size``.
     """
     summary, start = Summary(), time.perf_counter()
-    todo = []
-    for job in jobs:
-        if job.target.exists() and not options.overwrite:
-            summary.skip(EXISTS, f"{job.target}: already exists; pass --overwrite to replace it")
-        else:
-            todo.append(job)
+    todo = [job for job in jobs if options.overwrite or not job.target.exists()]
+    summary.kept = len(jobs) - len(todo)
     pending: list[tuple[Job, torch.Tensor]] = []
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fast-style-io") as pool:
         saving: deque[tuple[Job, Future]] = deque()

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from fast_style.stylize import Job
 
 HELP = "Stylize photos (files, folders, globs) with a trained model: milliseconds per image on a GPU."
 
@@ -51,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
     import time
 
     from fast_style.images import ImageError
-    from fast_style.stylize import (EXISTS, Options, is_single_file, load_stylizer, plan_jobs, stylize_file,
+    from fast_style.stylize import (Options, is_single_file, load_stylizer, plan_jobs, stylize_file,
                                     stylize_folder)
 
     options = Options(size=args.size, preserve_color=args.preserve_color, strength=args.strength,
@@ -69,10 +65,8 @@ def main(args: argparse.Namespace) -> int:
         result = stylize_file(stylizer, jobs[0], options)
         print(f"wrote {output} ({result.shape[-1]}x{result.shape[-2]}) in {time.perf_counter() - start:.2f} s")
         return 0
-    todo, existing = split_existing(jobs, args.overwrite)
-    summary = stylize_folder(stylizer, todo, options)
-    existing += summary.skipped.pop(EXISTS, 0)  # written by someone else while this run went on
-    print(summary.line(output) + existing_note(existing))
+    summary = stylize_folder(stylizer, jobs, options)
+    print(summary.line(output))
     return 1 if summary.skipped else 0
 
 
@@ -89,23 +83,3 @@ def default_output(inputs: list[str], model: str, fmt: str | None) -> Path:
         suffix = OUTPUT_FORMATS[fmt] if fmt else photo.suffix.lower()
         return photo.with_name(f"{photo.stem}_{name}{suffix if suffix in WRITABLE_SUFFIXES else '.png'}")
     return Path(f"stylized_{name}")
-
-
-def split_existing(jobs: list[Job], overwrite: bool) -> tuple[list[Job], int]:
-    """(jobs to run, how many outputs already exist and are kept).
-
-    Kept outputs are not failures: re-running a folder job after adding photos (or after an
-    interruption) must stylize just the new ones and exit 0, so that scripts can tell it from a
-    run where photos could not be read or written. They are counted, not listed one per line.
-    """
-    if overwrite:
-        return jobs, 0
-    todo = [job for job in jobs if not job.target.exists()]
-    return todo, len(jobs) - len(todo)
-
-
-def existing_note(count: int) -> str:
-    """The summary's tail for outputs kept as they were: '; 3 already exist (use --overwrite)'."""
-    if not count:
-        return ""
-    return f"; {count} already exist{'s' * (count == 1)} (use --overwrite)"
