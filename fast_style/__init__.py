@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-def load_model(path: str | os.PathLike, *, device: str = "auto", precision: str = "fp32") -> Stylizer:
+def load_model(path: str | os.PathLike, *, device: str = "auto", precision: str = "auto") -> Stylizer:
     """Load a trained model file as a :class:`fast_style.stylize.Stylizer`.
 
     ``fast_style.load_model("model.safetensors").stylize(photo)`` returns the stylized PIL image.

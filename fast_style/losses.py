@@ -96,10 +96,11 @@ class PerceptualLoss(nn.Module):
         self.style_targets: dict[str, torch.Tensor] = {}
 
     @classmethod
-    def from_config(cls, config: LossConfig) -> "PerceptualLoss":
-        """Build the loss network truncated at the deepest layer this loss uses."""
+    def from_config(cls, config: LossConfig, precision: str = "fp32") -> "PerceptualLoss":
+        """Build the loss network truncated at the deepest layer this loss uses, its convs running in
+        ``precision`` (a resolved one: "bf16" or fp32; Grams and sums are always fp32)."""
         layers = sorted(set(config.content_layers) | set(config.style_layers))
-        return cls(build_loss_network(config.network, layers), config)
+        return cls(build_loss_network(config.network, layers).use_precision(precision), config)
 
     @torch.no_grad()
     def set_style(self, style: torch.Tensor) -> None:

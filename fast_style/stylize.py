@@ -51,11 +51,11 @@ from fast_style.images import (
     tensor_to_image,
 )
 from fast_style.inference import has_flat_photo, inference_network
+from fast_style.precision import DTYPES, resolve_precision
 from fast_style.runtime import progress, resolve_device
 from fast_style.tiling import HALO, check_tile, stylize_tiled
 from fast_style.transformer import TransformerNet
 
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_MAX_PIXELS = 4_000_000  # above this (per batch) CPU inference is tiled: activations get into GBs
 CPU_TILE = 1024  # window side on CPU: big enough that the overlap costs little, small enough to be quick
 # Whether untiled passes use inference_network() by default: 2.06x faster on CPU (512x512, 1 thread,
@@ -86,21 +86,19 @@ def resolve_model_path(name_or_path: str) -> Path:
     return path
 
 
-def load_stylizer(model: str | Path, *, device: str = "auto", precision: str = "fp32",
+def load_stylizer(model: str | Path, *, device: str = "auto", precision: str = "auto",
                   channels_last: bool = False, fast: bool | None = None, compile: bool = False) -> Stylizer:
     """Load a model file into a ready-to-run :class:`Stylizer` (defaults: the fastest measured, see above;
+    ``precision="auto"``: bf16 where the hardware has native bf16 maths, see :mod:`fast_style.precision`;
     ``fast=None``: the inference form where it measured faster, see :data:`FAST_DEFAULT`; ``compile``:
     see :class:`Stylizer`)."""
     torch_device = resolve_device(device)
-    if precision not in PRECISIONS:
-        raise FastStyleError(f"--precision {precision}: unknown; use one of {', '.join(PRECISIONS)}")
-    if precision == "fp16" and torch_device.type != "cuda":
-        raise FastStyleError("--precision fp16 needs a CUDA GPU (CPU fp16 maths is slow and inexact); "
-                             "use --precision fp32 or bf16 on CPU")
+    resolved = resolve_precision(precision, torch_device)
     network, metadata = load_model(resolve_model_path(str(model)))
     if fast is None:
         fast = FAST_DEFAULT.get(torch_device.type, False)
-    return Stylizer(network, metadata, torch_device, precision, channels_last, fast, compile)
+    return Stylizer(network, metadata, torch_device, resolved.name, channels_last, fast, compile,
+                    precision_reason=resolved.reason)
 
 
 # ----------------------------------------------------------------------------- colour
@@ -176,10 +174,11 @@ class Stylizer:
     # fast=True, 1.6 ms per single image against 5.3 ms plain fp32 eager. For long runs of same-sized
     # images (--size) on a GPU; not worth it on CPU (1.76x against 1.70x for fast eager).
     compile: bool = False
+    precision_reason: str = "asked for"  # why this precision (see fast_style.precision), for reports
 
     def __post_init__(self) -> None:
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        dtype = PRECISIONS[self.precision]
+        dtype = DTYPES[self.precision]
         # Winograd on CPU in fp32 only: cuDNN picks its own algorithms, and bf16 would lose too much.
         self.winograd = self.fast and self.device.type == "cpu" and dtype == torch.float32
         self.network = inference_network(self.model, winograd=self.winograd).to(self.device, dtype) if self.fast else None
@@ -211,7 +210,7 @@ class Stylizer:
         """Peak memory per input pixel of an untiled pass: measured 6.2 x width x element size on an
         H100 (the last upsample's 2w full-size channels, their padded copy and the w-channel output,
         plus workspaces); 7x leaves a margin."""
-        element = torch.finfo(PRECISIONS[self.precision]).bits // 8
+        element = torch.finfo(DTYPES[self.precision]).bits // 8
         return 7 * self.model.config.width * element
 
     def stylize_tensor(self, batch: torch.Tensor, *, tile: int | None = None) -> torch.Tensor:
@@ -225,7 +224,7 @@ class Stylizer:
             raise ValueError(f"expected a (B,3,H,W) batch, got shape {tuple(batch.shape)}")
         batch_size, _, height, width = batch.shape
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        batch = batch.to(self.device, PRECISIONS[self.precision]).contiguous(memory_format=memory_format)
+        batch = batch.to(self.device, DTYPES[self.precision]).contiguous(memory_format=memory_format)
         tile = tile or self.auto_tile(height, width, batch_size)
         with torch.inference_mode():
             plain = self.network is None or (self.winograd and has_flat_photo(batch))

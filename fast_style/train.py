@@ -17,7 +17,6 @@ import math
 import os
 import signal
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -32,6 +31,7 @@ from fast_style.data import (DataConfig, PhotoDataset, StepBatchSampler, collate
 from fast_style.errors import FastStyleError, naming
 from fast_style.images import ImageError, load_image
 from fast_style.losses import LossConfig, PerceptualLoss
+from fast_style.precision import autocast, resolve_precision
 from fast_style.runtime import Device, progress, resolve_device, seed_everything
 from fast_style.train_state import TrainState, latest_checkpoint, load_state, save_state
 from fast_style.transformer import ModelConfig, TransformerNet
@@ -60,8 +60,8 @@ class TrainConfig:
     lr_schedule: Literal["constant", "cosine"] = "constant"
     seed: int = 0
     device: Device = "auto"
-    # auto: bf16 on a CUDA GPU that has it (1.4x fp32 on an H100), fp32 elsewhere (on this project's
-    # AVX2 CPU, bf16 autocast trained about 4x slower than fp32, and it turns off the Winograd loss convs)
+    # auto: bf16 where the hardware has native bf16 maths (CUDA GPUs, CPUs with AMX-BF16 or
+    # AVX512-BF16), fp32 elsewhere; see fast_style.precision
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True
     compile: bool = False
@@ -106,22 +106,6 @@ def init_distributed(device_name: str) -> Distributed:
     return info
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> bf16 on a CUDA GPU that supports it, else fp32; other values are kept as given."""
-    if precision != "auto":
-        return precision
-    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16/fp16 autocast where asked for; fp32 runs plain."""
-    if precision == "fp32":
-        return nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise FastStyleError("precision=fp16 needs a CUDA GPU; use precision=bf16 or fp32 on the CPU")
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
 PROGRESS_LINE_EVERY_S = 30.0  # a log line at most this often when the progress bar is hidden
 
 
@@ -154,7 +138,8 @@ class Trainer:
         if self.dist.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         # The resolved precision is what checkpoints, model files and TensorBoard record.
-        self.config = config = replace(config, precision=resolve_precision(config.precision, self.device))
+        self.precision = resolve_precision(config.precision, self.device, flag="precision")
+        self.config = config = replace(config, precision=self.precision.name)
         if config.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
@@ -164,7 +149,7 @@ class Trainer:
         self.output_dir = Path(config.output_dir)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = TransformerNet(config.model).to(self.device, memory_format=self.memory_format)
-        self.loss = PerceptualLoss.from_config(config.loss).to(self.device)
+        self.loss = PerceptualLoss.from_config(config.loss, config.precision).to(self.device)
         style = load_image(config.style_image, size=config.style_size).unsqueeze(0).to(self.device)
         with naming(config.style_image):  # e.g. too small for the loss network
             self.loss.set_style(style)
@@ -257,10 +242,12 @@ class Trainer:
             group["lr"] = learning_rate(self.config, self.step)
         photos = photos.to(self.device, non_blocking=True).float().div_(255)
         photos = photos.contiguous(memory_format=self.memory_format)
+        # Autocast covers the transformation network (bf16/fp16 maths, fp32 master weights); the loss
+        # network runs in its own resident precision outside it, so Grams and sums stay fp32.
         with autocast(self.device, self.config.precision):
             stylized = self.forward(photos)
-            score = self.loss if self.compiled_loss is None else self.compiled_loss
-            terms = score(stylized, content=photos).mean()
+        score = self.loss if self.compiled_loss is None else self.compiled_loss
+        terms = score(stylized.float(), content=photos).mean()
         total = terms.total
         finite = torch.isfinite(total).float()
         if self.dist.world > 1:  # every rank must agree to skip, or DDP would hang
@@ -282,7 +269,8 @@ class Trainer:
         self.model.eval()
         photos = self.validation.to(self.device)
         stylized = self.model(photos.contiguous(memory_format=self.memory_format)).float()
-        terms = self.loss(stylized, content=photos).as_floats()
+        with self.loss.network.computing("fp32"):  # comparable across precisions, and exact
+            terms = self.loss(stylized, content=photos).as_floats()
         self.model.train()
         return terms, stylized.cpu()
 
@@ -295,7 +283,8 @@ class Trainer:
         if self.dist.main:
             where = f"resuming from {resumed} at step {self.step}" if resumed else "starting from scratch"
             print(f"fast-style train: {len(self.train_set)} photos, {self.config.steps} steps of "
-                  f"{self.config.batch_size} on {self.device}; {where}", flush=True)
+                  f"{self.config.batch_size} on {self.device} in {self.precision.name} ({self.precision.reason}); {where}",
+                  flush=True)
         self.model.train()
         bar = progress(total=self.config.steps, desc="train", unit="step", disable=None if self.dist.main else True)
         bar.update(self.step)
@@ -431,7 +420,7 @@ class Trainer:
             "training": {"steps": self.step, "batch_size": config.batch_size, "image_size": config.image_size,
                          "images_seen": self.step * config.batch_size, "photos": len(self.train_set),
                          "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
-                         "skipped_files": len(self.skipped_files)},
+                         "skipped_files": len(self.skipped_files), **self.precision.as_dict()},
             "final_loss": next((h for h in reversed(self.history) if "loss" in h), None),
             "validation_loss": validation,
             "validation_photos": self.validation_paths,

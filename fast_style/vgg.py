@@ -141,8 +141,38 @@ class VGGFeatures(nn.Module):
         self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
         self.bgr = bgr
         self.winograd_weights: dict[int, torch.Tensor] = {}  # by layer index, filled on first CPU use
+        # "bf16": convs run in bf16 on channels_last maps with weights cast once and kept (see
+        # use_precision); features come out in bf16 and losses cast them to fp32 for Grams and sums.
+        self.precision = "fp32"
+        self.bf16_weights: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.requires_grad_(False)
         self.eval()
+
+    def use_precision(self, precision: str) -> "VGGFeatures":
+        """Run forward passes in ``precision``: "bf16" for a resolved bf16 run, anything else fp32.
+
+        bf16 on channels_last is what oneDNN's AMX/AVX512-BF16 kernels (and GPUs' tensor cores) run
+        fastest; the fp32 weights stay, so :meth:`computing` can score in fp32 with the same network.
+        """
+        self.precision = "bf16" if precision == "bf16" else "fp32"
+        return self
+
+    @contextlib.contextmanager
+    def computing(self, precision: str):
+        """Temporarily run in ``precision`` (e.g. fp32 to score final images exactly)."""
+        previous, self.precision = self.precision, precision
+        try:
+            yield self
+        finally:
+            self.precision = previous
+
+    def bf16_conv(self, index: int, conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+        """``conv(x)`` in bf16 with its weights cast once and kept on the weights' device, channels_last."""
+        cached = self.bf16_weights.get(index)
+        if cached is None or cached[0].device != conv.weight.device:
+            weight = conv.weight.detach().to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+            cached = self.bf16_weights[index] = (weight, conv.bias.detach().to(torch.bfloat16))
+        return F.conv2d(x, cached[0], cached[1], padding=1)
 
     def train(self, mode: bool = True) -> "VGGFeatures":
         """Stay in eval mode: the loss network is frozen (no dropout/BN, but say it)."""
@@ -163,9 +193,15 @@ class VGGFeatures(nn.Module):
                                  f"{self.names[deepest]} (needs at least {2 ** pools} px on each side); "
                                  "use a larger size")
         out: dict[str, torch.Tensor] = {}
-        x = self.normalize(image)
+        x = self.normalize(image.float())
+        bf16 = self.precision == "bf16"
+        if bf16:
+            x = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
         for index, (name, layer) in enumerate(zip(self.names, self.layers)):
-            x = self.winograd_conv(index, layer, x) if self.winograd_applies(layer, x) else layer(x)
+            if bf16 and isinstance(layer, nn.Conv2d):
+                x = self.bf16_conv(index, layer, x)
+            else:
+                x = self.winograd_conv(index, layer, x) if self.winograd_applies(layer, x) else layer(x)
             if name in wanted:
                 out[name] = x
                 if len(out) == len(wanted):

@@ -65,12 +65,13 @@ def model_file(tmp_path_factory: pytest.TempPathFactory, strong_network: Transfo
 
 @pytest.fixture(scope="module")
 def stylizer(model_file: Path) -> Stylizer:
-    return load_stylizer(model_file, device="cpu")
+    return load_stylizer(model_file, device="cpu", precision="fp32")
 
 
 def stylize_cli(*args: object) -> int:
-    """The CLI on CPU, so results compare exactly with the CPU ``stylizer`` fixture even on a GPU machine."""
-    return cli.main(["stylize", "--device", "cpu", *map(str, args)])
+    """The CLI on CPU in fp32, so results compare exactly with the ``stylizer`` fixture on any machine
+    (``auto`` would be bf16 on CPUs with bf16 units: see test_auto_precision_stylizes_in_bf16_where_fast)."""
+    return cli.main(["stylize", "--device", "cpu", "--precision", "fp32", *map(str, args)])
 
 
 def pixels(path_or_image: Path | Image.Image) -> np.ndarray:
@@ -156,6 +157,42 @@ def test_bf16_on_cpu_stays_close_to_fp32(model_file: Path, stylizer: Stylizer) -
     bf16 = load_stylizer(model_file, device="cpu", precision="bf16").stylize_tensor(batch)
     assert bf16.dtype == torch.float32
     assert (bf16 - stylizer.stylize_tensor(batch)).abs().mean() < 0.03
+
+
+def test_bundled_model_in_bf16_is_within_two_levels_of_fp32(shared_data: Path) -> None:
+    """The bf16 inference form on a real (bundled) model and a real photo: 8-bit values within 2 levels
+    of fp32 for at least 99 % of them (the random test network above is far more sensitive)."""
+    from fast_style.images import load_image
+
+    photo_tensor = load_image(shared_data / "eval" / "kodak24" / "kodim05.png", size=96)[None]
+    fp32 = load_stylizer("wave", device="cpu", precision="fp32").stylize_tensor(photo_tensor)
+    bf16 = load_stylizer("wave", device="cpu", precision="bf16").stylize_tensor(photo_tensor)
+    levels = ((fp32 * 255).round() - (bf16 * 255).round()).abs()
+    assert (levels <= 2).float().mean() >= 0.99 and levels.max() <= 8
+
+
+def test_bf16_tiles_match_untiled_bf16(model_file: Path) -> None:
+    """Tiling with shared norm statistics stays exact in bf16 too, to bf16 rounding."""
+    bf16 = load_stylizer(model_file, device="cpu", precision="bf16")
+    batch = image_to_tensor(photo(157, 131))[None]
+    difference = (bf16.stylize_tensor(batch, tile=64) - bf16.stylize_tensor(batch)).abs()
+    assert difference.mean() < 0.01
+
+
+def test_auto_precision_stylizes_in_bf16_where_fast(model_file: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """``auto`` follows the detected CPU (both outcomes), says so once, and bf16 output stays near fp32."""
+    from fast_style import precision
+
+    for has_units, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(precision, "_torch_cpu_flag", lambda name, has_units=has_units: has_units)
+        assert load_stylizer(model_file, device="cpu").precision == expected
+        source = tmp_path / f"photo_{expected}.png"
+        photo(40, 30).save(source)
+        assert cli.main(["stylize", "--device", "cpu", "--model", str(model_file), str(source),
+                         "--output", str(tmp_path / f"out_{expected}.png")]) == 0
+        assert f"precision {expected} (auto: this CPU has" in capsys.readouterr().err
+    fp32, bf16 = (pixels(Image.open(tmp_path / f"out_{name}.png")) for name in ("fp32", "bf16"))
+    assert 0 < np.abs(fp32 - bf16).mean() < 8
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

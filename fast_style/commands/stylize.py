@@ -37,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=1, metavar="N",
                         help="stylize up to N consecutive same-sized photos at once (helps on GPUs)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                        help="fp16 needs a CUDA GPU; fp32 measured fastest for this memory-bound network")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="auto: bf16 on CPUs with AMX-BF16/AVX512-BF16 and on CUDA GPUs with bf16, fp32 "
+                             "elsewhere; fp16 needs a CUDA GPU")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False,
                         help="NHWC memory layout (measured slower for this network on CPU and on an H100)")
 
@@ -47,6 +48,7 @@ def main(args: argparse.Namespace) -> int:
     import time
 
     from fast_style.images import ImageError
+    from fast_style.precision import Precision, announce
     from fast_style.stylize import (Options, is_single_file, load_stylizer, plan_jobs, stylize_file,
                                     stylize_folder)
 
@@ -60,6 +62,7 @@ def main(args: argparse.Namespace) -> int:
         raise ImageError(f"{output}: already exists; pass --overwrite to replace it")
     stylizer = load_stylizer(args.model, device=args.device, precision=args.precision,
                              channels_last=args.channels_last)
+    announce("stylize", Precision(stylizer.precision, stylizer.precision_reason))
     if single:
         start = time.perf_counter()
         result = stylize_file(stylizer, jobs[0], options)
