@@ -35,6 +35,7 @@ from fast_style.images import (atomic_output, atomic_write_bytes, find_images, l
                                save_image, tensor_to_image)
 from fast_style.losses import LossConfig, PerceptualLoss
 from fast_style.optimize import OptimizeConfig, optimize_image, quantize
+from fast_style.precision import announce, resolve_precision
 from fast_style.runtime import resolve_device, seed_everything
 from fast_style.stylize import Stylizer, load_stylizer
 from fast_style.vgg import build_loss_network, describe
@@ -234,8 +235,11 @@ def speedup(seconds: float, network_seconds: float) -> float | None:
 
 def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path, *, style: str | None = None,
             steps: Sequence[int] = (50, 100, 300), size: int = 512, optimizer: str = "lbfgs",
-            device: str = "auto", show_progress: bool | None = None) -> dict[str, Any]:
+            device: str = "auto", precision: str = "auto", show_progress: bool | None = None) -> dict[str, Any]:
     """Stylize each photo with the network and by optimisation, score both, write the report.
+
+    ``precision`` is what the network and the optimisation run in (see :mod:`fast_style.precision`);
+    every image is scored in fp32, so reports of different precisions compare.
 
     Writes ``images/<photo>_<method>.png``, ``report.json``, ``grid.png`` and ``report.html``
     under ``output`` and returns the report.
@@ -243,12 +247,13 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     steps = sorted(set(steps))
     torch_device = resolve_device(device)
     seed_everything(0)
-    stylizer = load_stylizer(model, device=device)
+    resolved = resolve_precision(precision, torch_device)
+    stylizer = load_stylizer(model, device=device, precision=resolved.name)
     config, style_size, trained_on = trained_loss(stylizer.metadata, model)
     paths = find_images([str(photo) for photo in photos])
     painting_file = painting_path(style, trained_on)
     painting = load_image(painting_file, size=style_size).unsqueeze(0)
-    loss = PerceptualLoss.from_config(config).to(torch_device)
+    loss = PerceptualLoss.from_config(config, resolved.name).to(torch_device)
     with naming(painting_file):
         loss.set_style(painting.to(torch_device))
     # Every photo is read and checked before anything is written: a bad one is refused up
@@ -257,6 +262,7 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     for path, photo in zip(paths, photos):
         with naming(path):
             loss.content_features(photo)
+    announce("compare", resolved)
 
     output = Path(output)
     try:
@@ -281,7 +287,7 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     report = {
         "model": str(model), "style": {"image": str(painting_file), "size": style_size},
         "photos": [str(path) for path in paths], "size": size, "steps": steps, "optimizer": optimizer,
-        "device": device_name(torch_device), "loss": to_dict(config), "loss_network": describe(loss.network),
+        "device": device_name(torch_device), **resolved.as_dict(), "loss": to_dict(config), "loss_network": describe(loss.network),
         "results": results, "averages": averages,
         "speedup": {method: averages[method]["speedup"] for method in methods[1:]},
         "grid": "grid.png", "html": "report.html",
@@ -297,14 +303,15 @@ def write_results(path: Path, photo: torch.Tensor, outputs: dict[str, tuple[torc
 
     Image paths are absolute, so they open from wherever the report is read.
     """
-    targets = loss.content_features(photo)
     network_seconds = outputs["network"][1]
     rows = []
-    for method, (image, seconds) in outputs.items():
-        image = quantize(image)
-        file = save_image(image[0], prefix.with_name(f"{prefix.name}_{method}.png"))
-        rows.append({"photo": str(path), "method": method, **score(loss, image, targets), "seconds": seconds,
-                     "speedup": speedup(seconds, network_seconds), "image": str(file.resolve())})
+    with loss.network.computing("fp32"):  # every method scored exactly, whatever it ran in
+        targets = loss.content_features(photo)
+        for method, (image, seconds) in outputs.items():
+            image = quantize(image)
+            file = save_image(image[0], prefix.with_name(f"{prefix.name}_{method}.png"))
+            rows.append({"photo": str(path), "method": method, **score(loss, image, targets), "seconds": seconds,
+                         "speedup": speedup(seconds, network_seconds), "image": str(file.resolve())})
     return rows
 
 
@@ -430,12 +437,14 @@ def sweep(config: OptimizeConfig, ratios: Sequence[float], output: str | Path, *
     if min(ratios) < 0:
         raise FastStyleError(f"--ratios: style/content ratios must be 0 or more, got {min(ratios):g}")
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device, flag="precision")
     seed_everything(config.seed)
     photo = load_image(config.content, size=config.size).unsqueeze(0).to(device)
     painting = load_image(config.style, size=max(16, round(config.size * config.style_scale))).unsqueeze(0).to(device)
     layers = sorted(set(config.loss.content_layers) | set(config.loss.style_layers))
-    network = build_loss_network(config.loss.network, layers).to(device)
+    network = build_loss_network(config.loss.network, layers).use_precision(precision.name).to(device)
 
+    announce("sweep", precision)
     output = Path(output)
     (output / "frames").mkdir(parents=True, exist_ok=True)
     frames, images = [], []
@@ -455,7 +464,8 @@ def sweep(config: OptimizeConfig, ratios: Sequence[float], output: str | Path, *
     save_image(hstack(labelled), output / "strip.png")
     write_gif(labelled, output / "sweep.gif")
     report = {"content": config.content, "style": config.style, "size": config.size, "steps": config.steps,
-              "optimizer": config.optimizer, "device": device_name(device), "loss": to_dict(config.loss),
+              "optimizer": config.optimizer, "device": device_name(device), **precision.as_dict(),
+              "loss": to_dict(config.loss),
               "loss_network": describe(network), "frames": frames, "strip": "strip.png", "animation": "sweep.gif"}
     atomic_write_bytes(output / "sweep.json", (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return report

@@ -104,8 +104,13 @@ class PerceptualLoss(nn.Module):
 
     @torch.no_grad()
     def set_style(self, style: torch.Tensor) -> None:
-        """Compute the painting's Gram matrices once; ``style`` is (1, 3, H, W) in [0, 1]."""
-        features = self.network(style, self.style_layers)
+        """Compute the painting's Gram matrices once; ``style`` is (1, 3, H, W) in [0, 1].
+
+        Always from fp32 features (a single pass), so the targets, and with them every reported loss,
+        are the same whatever precision the images are optimised or trained in.
+        """
+        with self.network.computing("fp32"):
+            features = self.network(style, self.style_layers)
         self.style_targets = {name: gram_matrix(features[name]) for name in self.style_layers}
 
     @torch.no_grad()

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from fast_style.config import nested, positive, sequence
 from fast_style.losses import LossConfig, LossTerms, PerceptualLoss
+from fast_style.precision import announce, resolve_precision
 from fast_style.runtime import Device, progress, resolve_device, seed_everything
 
 # The photo is nudged this far inside (0, 1) so that its logit is finite.
@@ -45,6 +46,7 @@ class OptimizeConfig:
     init: Literal["content", "noise"] = "content"
     lr: float | None = None  # None: 1.0 for lbfgs, 0.02 for adam (pixel units in [0, 1])
     device: Device = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # of the loss network's convs; see fast_style.precision
     seed: int = 0
     loss: LossConfig = nested(LossConfig)
 
@@ -145,8 +147,8 @@ def optimize_image(content: torch.Tensor, loss: PerceptualLoss, *, steps: int, o
                 on_step(step, image)
     seconds = time.perf_counter() - started
     final = quantize(pixels.image().detach())
-    with torch.no_grad():
-        final_terms = loss(final, content_targets=content_targets).as_floats()
+    with torch.no_grad(), loss.network.computing("fp32"):  # reported in fp32, whatever the run's precision
+        final_terms = loss(final, content=content).as_floats()
     return OptimizeResult(final, final_terms, history, kept, seconds)
 
 
@@ -163,8 +165,9 @@ def run(config: OptimizeConfig, *, show_progress: bool | None = None) -> Optimiz
     if not config.content or not config.style:
         raise FastStyleError("optimize needs a photo and a painting: pass --content PHOTO --style PAINTING")
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device, flag="precision")
     seed_everything(config.seed)
-    loss = PerceptualLoss.from_config(config.loss).to(device)
+    loss = PerceptualLoss.from_config(config.loss, precision.name).to(device)
     result: OptimizeResult | None = None
     started = time.perf_counter()
     for level, size in enumerate(level_sizes(config)):
@@ -178,6 +181,8 @@ def run(config: OptimizeConfig, *, show_progress: bool | None = None) -> Optimiz
         # know the file: name it.
         with naming(config.style):
             loss.set_style(painting)
+        if level == 0:
+            announce("optimize", precision)
         with naming(config.content):
             result = optimize_image(content, loss, steps=config.steps, optimizer=config.optimizer, init=init,
                                     lr=config.lr, seed=config.seed, show_progress=show_progress,

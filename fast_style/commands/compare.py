@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=512, help="longer side of the photos in pixels")
     parser.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="the baseline's optimiser")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="what the network and the optimisation run in (auto: bf16 where the hardware has "
+                             "native bf16 maths); every image is scored in fp32")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -33,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output or f"compare_{model_name(args.model)}")
     report = compare(args.model, args.photos, output, style=args.style,
                      steps=parse_int_list(args.steps, "--steps"), size=args.size, optimizer=args.optimizer,
-                     device=args.device)
+                     device=args.device, precision=args.precision)
     print(format_table(report))
     print(f"\nwrote {output / 'report.json'}, {output / 'grid.png'} and {output / 'report.html'}")
     return 0

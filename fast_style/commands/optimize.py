@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style-weight", type=float, help="weight of the style term")
     parser.add_argument("--tv-weight", type=float, help="weight of the total-variation term")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to run (default auto)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="auto (default): bf16 where the hardware has native bf16 maths (CPUs with AMX-BF16 or "
+                             "AVX512-BF16, CUDA GPUs), else fp32; results are scored in fp32 either way")
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML config; flags and key=value override it")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loss.style_weight=20")
 
@@ -33,6 +36,7 @@ def main(args: argparse.Namespace) -> int:
 
     values = {"content": args.content, "style": args.style, "output": args.output, "size": args.size,
               "steps": args.steps, "optimizer": args.optimizer, "init": args.init, "device": args.device,
+              "precision": args.precision,
               "pyramid": parse_int_list(args.pyramid, "--pyramid") if args.pyramid else None,
               "loss.content_weight": args.content_weight, "loss.style_weight": args.style_weight,
               "loss.tv_weight": args.tv_weight}

@@ -48,7 +48,6 @@ def main(args: argparse.Namespace) -> int:
     import time
 
     from fast_style.images import ImageError
-    from fast_style.precision import Precision, announce
     from fast_style.stylize import (Options, is_single_file, load_stylizer, plan_jobs, stylize_file,
                                     stylize_folder)
 
@@ -62,14 +61,14 @@ def main(args: argparse.Namespace) -> int:
         raise ImageError(f"{output}: already exists; pass --overwrite to replace it")
     stylizer = load_stylizer(args.model, device=args.device, precision=args.precision,
                              channels_last=args.channels_last)
-    announce("stylize", Precision(stylizer.precision, stylizer.precision_reason))
     if single:
         start = time.perf_counter()
         result = stylize_file(stylizer, jobs[0], options)
-        print(f"wrote {output} ({result.shape[-1]}x{result.shape[-2]}) in {time.perf_counter() - start:.2f} s")
+        print(f"wrote {output} ({result.shape[-1]}x{result.shape[-2]}) in {time.perf_counter() - start:.2f} s, "
+              f"{stylizer.precision} ({stylizer.precision_reason})")
         return 0
     summary = stylize_folder(stylizer, jobs, options)
-    print(summary.line(output))
+    print(f"{summary.line(output)}, {stylizer.precision} ({stylizer.precision_reason})")
     return 1 if summary.skipped else 0
 
 

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", choices=["lbfgs", "adam"], help="lbfgs (default) or adam")
     parser.add_argument("--init", choices=["content", "noise"], help="start from the photo (default) or noise")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to run (default auto)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="auto (default): bf16 where the hardware has native bf16 maths (CPUs with AMX-BF16 or "
+                             "AVX512-BF16, CUDA GPUs), else fp32; results are scored in fp32 either way")
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML optimize config; flags and key=value override it")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loss.tv_weight=1")
 
@@ -32,7 +35,8 @@ def main(args: argparse.Namespace) -> int:
     from fast_style.optimize import OptimizeConfig
 
     values = {"content": args.content, "style": args.style, "output": args.output, "size": args.size,
-              "steps": args.steps, "optimizer": args.optimizer, "init": args.init, "device": args.device}
+              "steps": args.steps, "optimizer": args.optimizer, "init": args.init, "device": args.device,
+              "precision": args.precision}
     config = load_config(OptimizeConfig, args.config, args.overrides, values)
     report = sweep(config, parse_float_list(args.ratios, "--ratios"), args.output)
     for frame in report["frames"]:
