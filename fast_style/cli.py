@@ -19,16 +19,16 @@ from fast_style.errors import FastStyleError
 COMMANDS = ["optimize", "train", "stylize", "export", "compare", "sweep", "bench", "demo", "models"]
 
 
-def available_commands() -> dict[str, object]:
-    """The subcommand modules that exist in this install, by name."""
-    modules = {}
-    for name in COMMANDS:
-        try:
-            modules[name] = importlib.import_module(f"fast_style.commands.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"fast_style.commands.{name}":
-                raise
-    return modules
+class DefaultsOnceFormatter(argparse.HelpFormatter):
+    """Shows an option's default once: only where its help text does not already say it, and never
+    an absent (None) or off (False) one, which reads as noise: ``(default: None)``."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if ("default" in help_text or action.default in (None, False, argparse.SUPPRESS)
+                or action.option_strings == [] and action.nargs in ("*", "+")):
+            return help_text
+        return f"{help_text} (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,9 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `fast-style COMMAND --help` for a command's options. Config keys can be "
                "overridden as key=value (e.g. loss.style_weight=20).")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in available_commands().items():
+    for name in COMMANDS:
+        module = importlib.import_module(f"fast_style.commands.{name}")
         sub = commands.add_parser(name, help=module.HELP, description=module.HELP,
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                  formatter_class=DefaultsOnceFormatter)
         module.add_arguments(sub)
         sub.set_defaults(run=module.main)
     return parser

@@ -35,7 +35,7 @@ from fast_style.images import (atomic_output, atomic_write_bytes, find_images, l
                                save_image, tensor_to_image)
 from fast_style.losses import LossConfig, PerceptualLoss
 from fast_style.optimize import OptimizeConfig, optimize_image, quantize
-from fast_style.precision import announce, resolve_precision
+from fast_style.precision import resolve_precision
 from fast_style.runtime import resolve_device, seed_everything
 from fast_style.stylize import Stylizer, load_stylizer
 from fast_style.vgg import build_loss_network, describe
@@ -262,7 +262,6 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     for path, photo in zip(paths, photos):
         with naming(path):
             loss.content_features(photo)
-    announce("compare", resolved)
 
     output = Path(output)
     try:
@@ -444,7 +443,6 @@ def sweep(config: OptimizeConfig, ratios: Sequence[float], output: str | Path, *
     layers = sorted(set(config.loss.content_layers) | set(config.loss.style_layers))
     network = build_loss_network(config.loss.network, layers).use_precision(precision.name).to(device)
 
-    announce("sweep", precision)
     output = Path(output)
     (output / "frames").mkdir(parents=True, exist_ok=True)
     frames, images = [], []

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from fast_style.config import nested, positive, sequence
 from fast_style.losses import LossConfig, LossTerms, PerceptualLoss
-from fast_style.precision import announce, resolve_precision
+from fast_style.precision import Precision, resolve_precision
 from fast_style.runtime import Device, progress, resolve_device, seed_everything
 
 # The photo is nudged this far inside (0, 1) so that its logit is finite.
@@ -60,6 +60,7 @@ class OptimizeResult:
     history: list[dict[str, float]] = field(default_factory=list)
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
     seconds: float = 0.0
+    precision: Precision | None = None  # what the loss network ran in, and why (set by run())
 
 
 def quantize(image: torch.Tensor) -> torch.Tensor:
@@ -181,14 +182,13 @@ def run(config: OptimizeConfig, *, show_progress: bool | None = None) -> Optimiz
         # know the file: name it.
         with naming(config.style):
             loss.set_style(painting)
-        if level == 0:
-            announce("optimize", precision)
         with naming(config.content):
             result = optimize_image(content, loss, steps=config.steps, optimizer=config.optimizer, init=init,
                                     lr=config.lr, seed=config.seed, show_progress=show_progress,
                                     desc=f"optimize {size}px" if len(config.pyramid) > 1 else "optimize")
     assert result is not None
     result.seconds = time.perf_counter() - started
+    result.precision = precision
     return result
 
 

@@ -5,13 +5,12 @@ AVX512-BF16, and on those oneDNN runs bf16 convolutions several times faster tha
 forward and backward pass 4.7x on one such 2-core Xeon, docs/performance.md). On CPUs without
 those units bf16 is emulated and several times *slower* than fp32. So ``auto`` is decided by
 detection, never assumed, and the decision travels with its reason into model files, reports and
-benchmark JSON. Commands print it once.
+benchmark JSON, and each command's closing line names it.
 """
 
 from __future__ import annotations
 
 import platform
-import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,9 +116,3 @@ def autocast(device: torch.device, precision: str):
     if precision == "fp32":
         return nullcontext()
     return torch.autocast(device.type, dtype=DTYPES[precision])
-
-
-def announce(command: str, precision: Precision) -> None:
-    """Say once, on stderr, which precision ``auto`` chose for a command and why."""
-    if precision.reason.startswith("auto"):
-        print(f"fast-style {command}: precision {precision.name} ({precision.reason})", file=sys.stderr, flush=True)

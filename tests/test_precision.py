@@ -48,10 +48,3 @@ def test_cpu_info_reports_name_units_and_threads():
     info = cpu_info().as_dict()
     assert set(info) == {"name", "amx", "avx512_bf16", "threads"} and info["threads"] == torch.get_num_threads()
     assert isinstance(info["amx"], bool) and info["name"]
-
-
-def test_announce_prints_only_automatic_choices(capsys):
-    precision.announce("stylize", precision.Precision("bf16", "asked for"))
-    assert capsys.readouterr().err == ""
-    precision.announce("stylize", auto_precision(torch.device("cpu")))
-    assert capsys.readouterr().err.startswith("fast-style stylize: precision ")

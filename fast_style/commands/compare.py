@@ -38,5 +38,6 @@ def main(args: argparse.Namespace) -> int:
                      steps=parse_int_list(args.steps, "--steps"), size=args.size, optimizer=args.optimizer,
                      device=args.device, precision=args.precision)
     print(format_table(report))
-    print(f"\nwrote {output / 'report.json'}, {output / 'grid.png'} and {output / 'report.html'}")
+    print(f"\nwrote {output / 'report.json'}, {output / 'grid.png'} and {output / 'report.html'}; "
+          f"ran in {report['precision']} ({report['precision_reason']}), scored in fp32")
     return 0

@@ -49,5 +49,6 @@ def main(args: argparse.Namespace) -> int:
     terms = result.terms
     h, w = result.image.shape[-2:]
     print(f"wrote {path} ({w}x{h}) in {result.seconds:.1f} s: loss {terms['loss']:.4g} "
-          f"(content {terms['content']:.4g}, style {terms['style']:.4g}, tv {terms['tv']:.4g})")
+          f"(content {terms['content']:.4g}, style {terms['style']:.4g}, tv {terms['tv']:.4g}); "
+          f"{result.precision.name} ({result.precision.reason})")
     return 0

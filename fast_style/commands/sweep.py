@@ -43,5 +43,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"style/content {frame['ratio']:<8g} loss {frame['loss']:.4g} (content {frame['content']:.4g}, "
               f"style {frame['style']:.4g}, tv {frame['tv']:.4g}) in {frame['seconds']:.1f} s")
     output = Path(args.output)
-    print(f"wrote {output / 'strip.png'}, {output / 'sweep.gif'} and {output / 'sweep.json'}")
+    print(f"wrote {output / 'strip.png'}, {output / 'sweep.gif'} and {output / 'sweep.json'}; "
+          f"ran in {report['precision']} ({report['precision_reason']}), scored in fp32")
     return 0
