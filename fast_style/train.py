@@ -56,6 +56,9 @@ class TrainConfig:
     image_size: int = positive(256)
     batch_size: int = positive(4)
     steps: int = positive(40000)
+    # Stop at the first logged step after this many minutes (0: no limit) and write the model as at
+    # the end: a run sized by the time a machine is lent for rather than by a guessed step count.
+    time_limit_minutes: float = non_negative(0.0)
     lr: float = positive(1e-3)
     lr_schedule: Literal["constant", "cosine"] = "constant"
     seed: int = 0
@@ -171,6 +174,7 @@ class Trainer:
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.bad_steps = 0
+        self.stopped_by_time_limit = False
         self.network = self.model
         if self.dist.world > 1:
             self.network = nn.parallel.DistributedDataParallel(
@@ -328,6 +332,8 @@ class Trainer:
                     if bar.disable and self.dist.main and time.perf_counter() - last_line >= PROGRESS_LINE_EVERY_S:
                         print(self._progress_line(mean, rate), flush=True)
                         last_line = time.perf_counter()
+                    if self._time_is_up(started):
+                        break
                 every = self.config.validation.every
                 if every and self.step % every == 0 and self.step != self.config.steps:
                     self._log_validation(writer)
@@ -345,6 +351,23 @@ class Trainer:
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
         return self._finish(writer)
+
+    def _time_is_up(self, started: float) -> bool:
+        """Whether ``time_limit_minutes`` has passed; under DDP every rank takes rank 0's answer, so all
+        stop at the same step. Asked only at logged steps (one sync there, none elsewhere)."""
+        limit = self.config.time_limit_minutes
+        if not limit:
+            return False
+        up = torch.tensor(float(time.perf_counter() - started >= 60.0 * limit), device=self.device)
+        if self.dist.world > 1:
+            import torch.distributed as dist
+            dist.broadcast(up, src=0)
+        if bool(up > 0):
+            self.stopped_by_time_limit = True
+            if self.dist.main:
+                print(f"fast-style train: time limit of {limit:g} min reached at step {self.step}; "
+                      "writing the model", flush=True)
+        return self.stopped_by_time_limit
 
     def _progress_line(self, mean: dict[str, float], rate: float) -> str:
         """``step 1200/40000 (3%): loss 1.758 (content 0.983, style 0.607, tv 0.167), 36 images/s, about
@@ -420,7 +443,8 @@ class Trainer:
             "training": {"steps": self.step, "batch_size": config.batch_size, "image_size": config.image_size,
                          "images_seen": self.step * config.batch_size, "photos": len(self.train_set),
                          "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
-                         "skipped_files": len(self.skipped_files), **self.precision.as_dict()},
+                         "skipped_files": len(self.skipped_files), **self.precision.as_dict(),
+                         "stopped_by_time_limit": self.stopped_by_time_limit},
             "final_loss": next((h for h in reversed(self.history) if "loss" in h), None),
             "validation_loss": validation,
             "validation_photos": self.validation_paths,

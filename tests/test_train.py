@@ -192,3 +192,15 @@ def test_ddp_two_processes_match_one(shared_data, tmp_path):
     outputs = [load_model(tmp_path / run / "model.safetensors")[0](photos) for run in ("one", "two")]
     difference = (outputs[1] - outputs[0]).abs()
     assert difference.mean() < 2e-3 and difference.max() < 2e-2
+
+
+def test_time_limit_stops_at_a_logged_step_and_writes_the_model(shared_data, photo_folder, tmp_path, capsys):
+    """time_limit_minutes: the run ends early but normally, with a model file saying so."""
+    output = tmp_path / "run"
+    config = load_config(TrainConfig, None, tiny(shared_data, output, steps=50, time_limit_minutes="0.000001",
+                                                 **{"data.folder": photo_folder, "data.validation_count": 0}))
+    path = Trainer(config).run()
+    _model, info = load_model(path)
+    assert info["training"]["steps"] == 1 and info["training"]["stopped_by_time_limit"] is True
+    assert "time limit of 1e-06 min reached at step 1" in capsys.readouterr().out
+    assert latest_checkpoint(output / "checkpoints").name == "step_00000001", "and it can be resumed"
