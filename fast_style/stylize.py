@@ -43,6 +43,7 @@ from fast_style.checkpoint import CheckpointError, load_model, model_path
 from fast_style.errors import FastStyleError
 from fast_style.images import (
     ImageError,
+    check_output_size,
     find_images,
     image_to_tensor,
     open_image,
@@ -52,6 +53,7 @@ from fast_style.images import (
 )
 from fast_style.inference import has_flat_photo, inference_network
 from fast_style.runtime import progress, resolve_device
+from fast_style.safety import file_identity, refuse_non_regular, same_file
 from fast_style.tiling import HALO, check_tile, stylize_tiled
 from fast_style.transformer import TransformerNet
 
@@ -324,17 +326,19 @@ def plan_jobs(inputs: list[str], output: Path, fmt: str | None = None) -> list[J
     else:
         if output.exists() and not output.is_dir():
             raise FastStyleError(f"{output}: is a file, but several images need a folder as --output")
-        jobs = [Job(source, output / target_name(relative, fmt)) for source, relative in expand_inputs(inputs)]
+        jobs = [Job(source, output / target_name(relative, fmt))
+                for source, relative in expand_inputs(inputs, exclude=output)]
     check_targets(jobs)
     return jobs
 
 
-def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """(image, its output-relative path) for every image named by ``inputs``, each image once."""
+def expand_inputs(inputs: list[str], exclude: Path | None = None) -> list[tuple[Path, Path]]:
+    """(image, its output-relative path) for every image named by ``inputs``, each image once; folders
+    and patterns skip ``exclude`` (the output folder, which may lie inside an input folder)."""
     seen: dict[Path, tuple[Path, Path]] = {}
     for item in inputs:
         folder = Path(item) if Path(item).is_dir() else None
-        for source in find_images([item]):
+        for source in find_images([item], exclude=[exclude] if exclude is not None else []):
             relative = source.relative_to(folder) if folder else Path(source.name)
             seen.setdefault(source.resolve(), (source, relative))
     return list(seen.values())
@@ -353,10 +357,16 @@ def target_name(relative: Path, fmt: str | None) -> Path:
 def check_targets(jobs: list[Job]) -> None:
     """Refuse runs where two photos share an output or an output would overwrite its own photo."""
     owners: dict[Path, Job] = {}
+    # Files, not names: a symlink or hard link to a photo is that photo (safety.same_file).
+    sources = {file_identity(job.source) for job in jobs}
     for job in jobs:
         key = job.target.resolve()
-        if key == job.source.resolve():
+        if same_file(job.target, job.source):
             raise FastStyleError(f"{job.source}: the output would replace this input; choose another --output")
+        if file_identity(job.target) in sources - {None}:
+            raise FastStyleError(f"{job.target}: is also one of the input photos; writing it would destroy that "
+                                 "photo: choose another --output")
+        refuse_non_regular(job.target)
         if key in owners:
             raise FastStyleError(f"{owners[key].source} and {job.source} would both be written to {job.target}; "
                                  "pass their parent folder instead (it keeps sub-folders) or run them separately")
@@ -365,7 +375,7 @@ def check_targets(jobs: list[Job]) -> None:
 
 def stylize_file(stylizer: Stylizer, job: Job, options: Options) -> torch.Tensor:
     """One photo to one file (replacing what is there); every failure is a one-line FastStyleError."""
-    result = stylize_batch(stylizer, [load_photo(job.source, options)], options)[0]
+    result = stylize_batch(stylizer, [load_job(job, options)], options)[0]
     save_result(result, job.target)
     return result
 
@@ -373,6 +383,13 @@ def stylize_file(stylizer: Stylizer, job: Job, options: Options) -> torch.Tensor
 def load_photo(path: Path, options: Options) -> torch.Tensor:
     """Open (EXIF-upright, any depth/mode), resize, tensor: (3|4,H,W) in [0,1]."""
     return prepare_photo(open_image(path, keep_alpha=options.keep_alpha), options.size)
+
+
+def load_job(job: Job, options: Options) -> torch.Tensor:
+    """A job's photo, refused before the network runs when its output format cannot hold that size."""
+    photo = load_photo(job.source, options)
+    check_output_size(job.target, photo.shape[-1], photo.shape[-2])
+    return photo
 
 
 def save_result(result: torch.Tensor, target: Path) -> Path:
@@ -398,7 +415,7 @@ def stylize_folder(stylizer: Stylizer, jobs: list[Job], options: Options) -> Sum
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fast-style-io") as pool:
         saving: deque[tuple[Job, Future]] = deque()
         try:
-            for job, photo in progress(prefetch(pool, lambda job: load_photo(job.source, options), todo,
+            for job, photo in progress(prefetch(pool, lambda job: load_job(job, options), todo,
                                                 depth=2 * options.batch_size),
                                        total=len(todo), desc="stylize", unit="img"):
                 if isinstance(photo, FastStyleError):
