@@ -27,7 +27,7 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 )
 DEFAULT_MAX_PIXELS: int = 178_956_970  # same as Pillow's hard limit, but checked by us
-_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                  ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 _ACCEPTED = "pass a JPEG, PNG, WebP, BMP or TIFF"
 # What open_image() hands to Pillow: the formats above and GIF (first frame); camera JPEGs with extra
@@ -151,11 +151,16 @@ def resize_longer_side(image: Image.Image, size: int) -> Image.Image:
 def check_output_size(path: str | Path, width: int, height: int) -> None:
     """Refuse, before any work, an image larger than ``path``'s format can hold (WebP 16383 px a side,
     JPEG 65500), which the encoder would only report after the network has run."""
+    check_longer_side(path, max(width, height), f"a {width}x{height} image")
+
+
+def check_longer_side(path: str | Path, side: int, what: str | None = None) -> None:
+    """Refuse an output whose longer side ``side`` exceeds what ``path``'s format can hold."""
     path = Path(path)
     limit = MAX_SIDE_BY_SUFFIX.get(path.suffix.lower())
-    if limit is not None and max(width, height) > limit:
-        raise ImageError(f"{path}: a {width}x{height} image does not fit in {path.suffix} (at most {limit} px a "
-                         "side); use --size or write .png or .tiff")
+    if limit is not None and side > limit:
+        raise ImageError(f"{path}: {what or f'an image {side} px long'} does not fit in {path.suffix} (at most "
+                         f"{limit} px a side); use a smaller size or write .png or .tiff")
 
 
 def load_image(path: str | Path, *, size: int | None = None, keep_alpha: bool = False) -> torch.Tensor:
@@ -231,10 +236,10 @@ def save_image(image: Image.Image | torch.Tensor, path: str | Path, *, overwrite
                quality: int = 95) -> Path:
     """Save atomically in the format named by the suffix; JPEG silently drops alpha."""
     path = Path(path)
-    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    fmt = SAVE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ImageError(f"{path}: unknown image suffix {path.suffix!r}; "
-                         f"use {', '.join(sorted(_SAVE_FORMATS))}")
+                         f"use {', '.join(sorted(SAVE_FORMATS))}")
     if not overwrite and path.exists():
         raise ImageError(f"{path}: already exists; pass --overwrite to replace it")
     if isinstance(image, torch.Tensor):

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from fast_style.errors import FastStyleError
+from fast_style.errors import FastStyleError, show
 
 MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit for the JSON header
 MAX_MODEL_BYTES = 4 * 2**30  # a Johnson network is a few MB; 4 GB is far beyond any sane one
@@ -36,17 +36,6 @@ SETTING_RANGES: dict[str, dict[str, tuple[int, int]]] = {
 
 class CheckpointError(FastStyleError):
     """A model or training-state file that cannot be used (re-exported by :mod:`fast_style.checkpoint`)."""
-
-
-def show(value: Any, limit: int = 40) -> str:
-    """A bounded repr for messages: untrusted values may be huge."""
-    import reprlib
-
-    short = reprlib.Repr()
-    short.maxstring = short.maxother = limit
-    short.maxlist = short.maxdict = short.maxtuple = 4
-    short.maxlevel = 2
-    return short.repr(value)
 
 
 def is_int(value: Any) -> bool:

@@ -14,6 +14,7 @@ starts from the upsampled result of the last.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Callable, Literal
 import torch
 import torch.nn.functional as F
 
-from fast_style.config import nested, positive, sequence
+from fast_style.config import MAX_SIDE, nested, positive, sequence, side
 from fast_style.losses import LossConfig, LossTerms, PerceptualLoss
 from fast_style.runtime import Device, progress, resolve_device, seed_everything
 
@@ -37,13 +38,13 @@ class OptimizeConfig:
     content: str | None = None
     style: str | None = None
     output: str | None = None
-    size: int = positive(512)  # longer side of the output
-    pyramid: list[int] = sequence([], gt=0)  # e.g. [256, 512, 1024]; the last level is the output size
+    size: int = side(512)  # longer side of the output
+    pyramid: list[int] = sequence([], gt=0, max=MAX_SIDE)  # e.g. [256, 512, 1024]; the last level is the output size
     style_scale: float = positive(1.0)  # painting's longer side relative to the output's
     steps: int = positive(300)  # iterations per pyramid level
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
     init: Literal["content", "noise"] = "content"
-    lr: float | None = None  # None: 1.0 for lbfgs, 0.02 for adam (pixel units in [0, 1])
+    lr: float | None = positive(None)  # None: 1.0 for lbfgs, 0.02 for adam (pixel units in [0, 1])
     device: Device = "auto"
     seed: int = 0
     loss: LossConfig = nested(LossConfig)
@@ -183,8 +184,18 @@ def run(config: OptimizeConfig, *, show_progress: bool | None = None) -> Optimiz
                                     lr=config.lr, seed=config.seed, show_progress=show_progress,
                                     desc=f"optimize {size}px" if len(config.pyramid) > 1 else "optimize")
     assert result is not None
+    check_finite_result(result)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def check_finite_result(result: OptimizeResult) -> None:
+    """A NaN/inf loss or image would be written as a black picture with exit 0: refuse it instead."""
+    from fast_style.errors import FastStyleError
+
+    if not bool(torch.isfinite(result.image).all()) or not all(math.isfinite(v) for v in result.terms.values()):
+        raise FastStyleError("the optimisation diverged (its loss or image is NaN or infinite); nothing written: "
+                             "lower lr or the loss weights")
 
 
 def output_config_path(output: str | Path) -> Path:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from fast_style.checkpoint import save_model
-from fast_style.config import nested, non_negative, positive, to_dict
+from fast_style.config import nested, non_negative, positive, side, to_dict
 from fast_style.data import (DataConfig, PhotoDataset, StepBatchSampler, collate, resize_crop, split_validation,
                              training_paths)
 from fast_style.errors import FastStyleError, naming
@@ -43,7 +43,7 @@ class ValidationConfig:
     """Held-out photos scored (and shown in TensorBoard) every ``every`` steps."""
 
     every: int = non_negative(500)  # 0: only at the end
-    size: int = positive(256)
+    size: int = side(256)
 
 
 @dataclass
@@ -51,9 +51,9 @@ class TrainConfig:
     """Everything ``fast-style train`` needs; every key can be overridden as key=value."""
 
     style_image: str | None = None
-    style_size: int = positive(512)  # the painting's longer side in pixels when its Gram targets are taken
+    style_size: int = side(512)  # the painting's longer side in pixels when its Gram targets are taken
     output_dir: str = "runs/style"
-    image_size: int = positive(256)
+    image_size: int = side(256)
     batch_size: int = positive(4)
     steps: int = positive(40000)
     lr: float = positive(1e-3)
