@@ -46,7 +46,13 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, header: dict[str,
 
     tensors = {name: value.detach().to("cpu").contiguous() for name, value in tensors.items()}
     with atomic_output(path) as temp:
-        save_file(tensors, str(temp), metadata=header)
+        try:
+            save_file(tensors, str(temp), metadata=header)
+        except OSError:
+            raise
+        except Exception as error:  # safetensors reports a full disk as its own SafetensorError
+            raise CheckpointError(f"{path}: cannot write ({' '.join(str(error).split())[:160]}); free some "
+                                  "space or choose another output") from None
 
 
 def refuse_unusable(path: Path) -> None:

@@ -96,13 +96,13 @@ def save_state(folder: Path, state: TrainState, keep: int) -> Path:
             os.replace(replaced, final)
         raise
     for old in sorted(folder.glob("step_*"))[:-keep]:
-        _discard(old)
+        discard(old)
     for debris in folder.glob(".step_*"):  # this write's old copy, and temp folders of crashed writes
         shutil.rmtree(debris, ignore_errors=True)
     return final
 
 
-def _discard(checkpoint: Path) -> None:
+def discard(checkpoint: Path) -> None:
     """Delete a checkpoint by renaming it to a hidden name first: a crash mid-way leaves hidden
     debris (removed by the next save), never a damaged ``step_*`` folder."""
     hidden = checkpoint.with_name(f".{checkpoint.name}.{os.getpid()}.old")
