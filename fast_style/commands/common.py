@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ def parse_float_list(text: str, flag: str) -> list[float]:
         raise FastStyleError(f"{flag} {text}: expected comma-separated numbers, e.g. 1,10,100") from None
     if not values:
         raise FastStyleError(f"{flag}: give at least one number")
+    if not all(math.isfinite(value) for value in values):
+        raise FastStyleError(f"{flag} {text}: every number must be finite (not nan or inf)")
     return values
 
 

@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", choices=["lbfgs", "adam"], help="lbfgs (default) or adam")
     parser.add_argument("--init", choices=["content", "noise"], help="start from the photo (default) or noise")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to run (default auto)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier sweep in --output")
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML optimize config; flags and key=value override it")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loss.tv_weight=1")
 
@@ -27,14 +28,18 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fast_style.commands.common import parse_float_list
-    from fast_style.compare import sweep
+    from fast_style.compare import sweep, sweep_files
     from fast_style.config import load_config
     from fast_style.optimize import OptimizeConfig
+    from fast_style.safety import check_output_folder
 
     values = {"content": args.content, "style": args.style, "output": args.output, "size": args.size,
               "steps": args.steps, "optimizer": args.optimizer, "init": args.init, "device": args.device}
     config = load_config(OptimizeConfig, args.config, args.overrides, values)
-    report = sweep(config, parse_float_list(args.ratios, "--ratios"), args.output)
+    ratios = parse_float_list(args.ratios, "--ratios")
+    check_output_folder(args.output, sweep_files(ratios), inputs=[config.content, config.style, args.config],
+                        overwrite=args.overwrite)
+    report = sweep(config, ratios, args.output)
     for frame in report["frames"]:
         print(f"style/content {frame['ratio']:<8g} loss {frame['loss']:.4g} (content {frame['content']:.4g}, "
               f"style {frame['style']:.4g}, tv {frame['tv']:.4g}) in {frame['seconds']:.1f} s")
