@@ -80,6 +80,10 @@ def resolve_model_path(name_or_path: str) -> Path:
     if str(name_or_path) in bundled and not Path(name_or_path).exists():
         return bundled[str(name_or_path)]
     path = model_path(name_or_path)
+    if not path.is_file() and str(name_or_path) in bundled:
+        raise CheckpointError(f"{name_or_path}: a local {'folder' if Path(name_or_path).is_dir() else 'file'} of "
+                              f"this name hides the bundled model '{name_or_path}' (and holds no model); pass "
+                              f"{bundled[str(name_or_path)]} for the bundled one, or run from another folder")
     if not path.is_file():
         names = ", ".join(bundled) or "none"
         raise CheckpointError(f"{name_or_path}: no model found (looked for {path}; bundled models: {names}); pass "

@@ -341,7 +341,8 @@ class Trainer:
                     if self.dist.main:
                         print(f"fast-style train: warning: skipped {reason}", flush=True)
                     self.skipped_files.append(reason)
-                values = self.train_step(photos)
+                with naming(f"image_size={self.config.image_size}"):  # e.g. too small for the loss network
+                    values = self.train_step(photos)
                 if values is None:
                     self.bad_steps += 1
                     if self.dist.main:
@@ -435,7 +436,8 @@ class Trainer:
     def _log_validation(self, writer) -> dict[str, float] | None:
         if not self.dist.main:
             return None
-        result = self.validate()
+        with naming(f"validation.size={self.config.validation.size}"):
+            result = self.validate()
         if result is None:
             return None
         terms, images = result
