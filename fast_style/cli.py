@@ -86,6 +86,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fast-style {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as error:
+        if not out_of_memory(error):
+            raise
+        print(f"fast-style {args.command}: error: out of memory ({' '.join(str(error).split())[:120]}); "
+              "use a smaller size (--size, image_size or batch_size) or --tile", file=sys.stderr)
+        return 2
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation failure (Python's, torch's CPU allocator's, or CUDA's): a size
+    the user chose that this machine cannot hold, not a bug."""
+    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in str(error))
 
 
 if __name__ == "__main__":

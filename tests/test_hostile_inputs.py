@@ -783,3 +783,30 @@ def test_a_local_folder_named_like_a_bundled_model(capsys, work, monkeypatch) ->
                           "hides the bundled model 'tiny'")
     assert str(bundled / "tiny" / "model.safetensors") in line
     assert not (work / "o.png").exists()
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. "
+                                                               "DefaultCPUAllocator: can't allocate memory: you "
+                                                               "tried to allocate 400000000000 bytes.")])
+def test_running_out_of_memory_is_one_line(capsys, work, monkeypatch, error) -> None:
+    import fast_style.stylize as stylize
+
+    def exhausted(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(stylize, "stylize_batch", exhausted)
+    assert_refused(run(capsys, "stylize", work / "photo.png", "--model", work / "model", "-o", work / "o.png"),
+                   "stylize", "out of memory", "smaller size")
+    assert not (work / "o.png").exists()
+
+
+def test_other_runtime_errors_keep_their_traceback(work, monkeypatch) -> None:
+    """Only allocation failures are the user's to fix; any other RuntimeError is a bug and must show."""
+    import fast_style.stylize as stylize
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(stylize, "stylize_batch", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["stylize", str(work / "photo.png"), "--model", str(work / "model"), "-o", str(work / "o.png")])
