@@ -31,7 +31,7 @@ from safetensors.torch import save_file
 
 from fast_style import cli, safety
 from fast_style.checkpoint import METADATA_KEY, MODEL_FORMAT, save_model
-from fast_style.config import ConfigError, load_config, to_dict
+from fast_style.config import load_config, to_dict
 from fast_style.losses import LossConfig
 from fast_style.optimize import OptimizeConfig
 from fast_style.train import TrainConfig
