@@ -453,8 +453,8 @@ class Trainer:
             dist.barrier()
         path = self.output_dir / "model.safetensors"
         if not all(bool(torch.isfinite(value).all()) for value in self.model.state_dict().values()):
-            raise FastStyleError(f"training diverged: the network's weights are NaN or infinite after step {self.step}; "
-                                 f"no model written: lower lr (checkpoints: {self.output_dir / 'checkpoints'})")
+            raise FastStyleError(f"training diverged: the weights are NaN or infinite after step {self.step}; no "
+                                 f"model written: lower lr (checkpoints: {self.output_dir / 'checkpoints'})")
         if self.dist.main:
             validation = self._log_validation(writer)
             writer.close()
