@@ -36,7 +36,7 @@ def read_json(path: Path) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise CheckpointError(f"{path}: not valid JSON ({error.__class__.__name__}); the file is damaged") from None
 
 
@@ -129,5 +129,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Tr
     model.load_state_dict({name: value.float() for name, value in tensors.items()})
     json_path = path.with_suffix(".json")
     if json_path.is_file():
+        model_file.check_json_size(json_path)
         info = {**model_file.check_model_json(json_path, read_json(json_path)), **info}
     return model.to(device).eval(), info

@@ -14,7 +14,7 @@ import importlib
 import sys
 import warnings
 
-from fast_style.errors import FastStyleError
+from fast_style.errors import FastStyleError, one_line
 
 COMMANDS = ["optimize", "train", "stylize", "export", "compare", "sweep", "bench", "demo", "models"]
 
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line_warnings(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"fast-style: warning: {message}", file=sys.stderr)
+    print(f"fast-style: warning: {one_line(message)}", file=sys.stderr)
 
 
 # glibc mallopt() parameters (malloc.h)
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except FastStyleError as error:
-        print(f"fast-style {args.command}: error: {error}", file=sys.stderr)
+        print(f"fast-style {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fast-style {args.command}: interrupted", file=sys.stderr)

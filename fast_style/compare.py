@@ -39,6 +39,7 @@ from fast_style.losses import LossConfig, PerceptualLoss
 from fast_style.model_file import is_int
 from fast_style.optimize import OptimizeConfig, check_finite_result, optimize_image, quantize
 from fast_style.runtime import resolve_device, seed_everything
+from fast_style.safety import check_output_folder
 from fast_style.stylize import Stylizer, load_stylizer
 from fast_style.vgg import build_loss_network, describe
 
@@ -259,6 +260,10 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     stylizer = load_stylizer(model, device=device)
     config, style_size, trained_on = trained_loss(stylizer.metadata, model)
     paths = find_images([str(photo) for photo in photos], exclude=[output])
+    methods = ["network", *[f"gatys-{n}" for n in steps]]
+    # Per-photo results are never a photo or a special file (the command checks the report files).
+    check_output_folder(output, [f"images/{stem}_{method}.png" for stem in unique_stems(paths) for method in methods],
+                        inputs=paths, overwrite=True)
     painting_file = painting_path(style, trained_on)
     # Paths from model.json are untrusted: a refusal says where they came from.
     with nullcontext() if style else naming(f"{model}: model.json style.image"):
@@ -280,7 +285,6 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     except OSError as error:
         raise FastStyleError(f"{output}: cannot create the report folder ({error.strerror}); "
                              "choose another --output") from None
-    methods = ["network", *[f"gatys-{n}" for n in steps]]
     results: list[dict[str, Any]] = []
     grid_rows = []
     for path, stem, photo in zip(paths, unique_stems(paths), photos):

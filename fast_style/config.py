@@ -120,7 +120,10 @@ def parse_yaml(text: str) -> Any:
     """YAML text -> Python data with :class:`_Loader`'s rules; raises yaml.YAMLError or ConfigError."""
     loader = _Loader(text)
     try:
-        node = loader.get_single_node()
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ConfigError("nested too deeply to be a config; fix the file") from None
         if node is None:
             return None
         if _expanded_size(node, {}, set()) > MAX_YAML_NODES:
@@ -134,6 +137,8 @@ def parse_yaml(text: str) -> Any:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, turning every way it can fail into one ConfigError line."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block the read forever
+        raise ConfigError(f"{path}: not a regular file; pass a YAML file to --config")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -37,3 +37,9 @@ def show(value: Any, limit: int = 40) -> str:
     short.maxlist = short.maxdict = short.maxtuple = short.maxset = 4
     short.maxlevel = 2
     return short.repr(value)
+
+
+def one_line(text: object) -> str:
+    """``text`` on one line: newlines and other control characters (e.g. in a file's name) escaped, so
+    every error and warning stays the single line the contract promises."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(text))

@@ -26,6 +26,7 @@ from fast_style.errors import FastStyleError, show
 
 MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit for the JSON header
 MAX_MODEL_BYTES = 4 * 2**30  # a Johnson network is a few MB; 4 GB is far beyond any sane one
+MAX_JSON_BYTES = 256 * 2**20  # model.json: a config and a loss history, a few hundred KB at most
 MAX_PARAMETERS = 500_000_000  # checked from the settings before the network is built
 TENSOR_DTYPES = {"F32": 4, "F16": 2, "BF16": 2}  # what save_model writes (fp32, or fp16/bf16 to halve it)
 # The settings each architecture takes, with their inclusive ranges.
@@ -169,6 +170,14 @@ def check_finite(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"{path}: tensor '{name}' holds NaN or infinite weights; the model is broken "
                                  "(its training diverged or the file was altered): retrain or re-download it")
+
+
+def check_json_size(path: Path) -> None:
+    """Refuse to read a model.json far larger than any real one (it is read whole)."""
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise CheckpointError(f"{path}: {size:,} bytes, over the {MAX_JSON_BYTES:,}-byte limit for a model.json; "
+                              "the file is not a fast_style model.json: restore it or delete it")
 
 
 def check_model_json(path: Path, data: Any) -> dict[str, Any]:

@@ -40,7 +40,7 @@ import torch
 from PIL import Image, ImageOps
 
 from fast_style.checkpoint import CheckpointError, load_model, model_path
-from fast_style.errors import FastStyleError
+from fast_style.errors import FastStyleError, one_line
 from fast_style.images import (
     ImageError,
     check_output_size,
@@ -294,7 +294,7 @@ class Summary:
         from tqdm.auto import tqdm
 
         self.skipped[kind] += 1
-        tqdm.write(f"fast-style stylize: skipped {reason}", file=sys.stderr)
+        tqdm.write(f"fast-style stylize: skipped {one_line(reason)}", file=sys.stderr)
 
     def line(self, output: Path) -> str:
         """One line for the end of a run: what was written where, and what was skipped and why."""
@@ -330,6 +330,10 @@ def plan_jobs(inputs: list[str], output: Path, fmt: str | None = None) -> list[J
     else:
         if output.exists() and not output.is_dir():
             raise FastStyleError(f"{output}: is a file, but several images need a folder as --output")
+        for item in inputs:  # results written among the photos would be read as photos by the next run
+            if Path(item).is_dir() and same_file(item, output):
+                raise FastStyleError(f"{output}: is also the input folder {item}; the results would mix with the "
+                                     "photos: choose another --output (a sub-folder is fine)")
         jobs = [Job(source, output / target_name(relative, fmt))
                 for source, relative in expand_inputs(inputs, exclude=output)]
     check_targets(jobs)

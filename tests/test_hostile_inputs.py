@@ -293,6 +293,28 @@ def test_a_folder_run_never_reads_its_own_outputs(capsys, work, monkeypatch, how
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["p0.png", "p1.png"]
 
 
+def test_a_folder_run_into_its_own_input_folder_is_refused(capsys, work) -> None:
+    photos = work / "photos"
+    photos.mkdir()
+    noise(24, 24).save(photos / "a.png")
+    before = snapshot(work)
+    for output in (photos, Path(str(photos) + "/"), link("symlink", photos, work / "alias")):
+        assert_refused(run(capsys, "stylize", photos, "--model", work / "model", "-o", output, "--format", "webp"),
+                       "stylize", "is also the input folder")
+    assert snapshot(work) == {**before, str(work / "alias"): "link:" + str(photos)}
+
+
+def test_compare_results_never_replace_a_photo(capsys, work) -> None:
+    images = work / "cmp" / "images"
+    images.mkdir(parents=True)
+    photo = images / "photo_network.png"  # where the network's result for photo.png goes
+    noise(40, 32).save(photo)
+    before = snapshot(work)
+    assert_refused(run(capsys, "compare", work / "photo.png", photo, "--model", work / "model", "--style", work / "painting.png",
+                       "--output", work / "cmp", "--steps", "1", "--size", "32"), "compare", "is also an input")
+    assert snapshot(work) == before
+
+
 # ----------------------------------------------------------------------------- stale temp files
 
 
@@ -618,6 +640,7 @@ def test_exponent_numbers_are_numbers_in_files_and_overrides(tmp_path, text, key
      "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
      "i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]\nsteps: *i\n", "anchors and aliases"),
     ("&a [*a]\n", "refers to itself"),
+    ("steps: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
 ])
 def test_bad_numbers_and_yaml_are_one_line_naming_the_key(capsys, tmp_path, text, words) -> None:
     config = tmp_path / "c.yaml"
@@ -810,3 +833,24 @@ def test_other_runtime_errors_keep_their_traceback(work, monkeypatch) -> None:
     monkeypatch.setattr(stylize, "stylize_batch", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["stylize", str(work / "photo.png"), "--model", str(work / "model"), "-o", str(work / "o.png")])
+
+
+def test_a_fifo_as_the_config_is_refused_instead_of_blocking(capsys, work) -> None:
+    config = work / "config.yaml"
+    os.mkfifo(config)
+    assert_refused(run(capsys, *optimize_args(work, work / "o.png"), "--config", config), "optimize", config,
+                   "not a regular file")
+
+
+def test_a_deeply_nested_model_json_is_one_line(capsys, work) -> None:
+    (work / "model" / "model.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert_refused(run(capsys, "stylize", work / "photo.png", "--model", work / "model", "-o", work / "o.png"),
+                   "stylize", "model.json", "not valid JSON")
+
+
+def test_a_file_name_with_a_newline_stays_one_line(capsys, work) -> None:
+    photo = work / "two\nlines.png"
+    photo.write_text("not an image")
+    line = assert_refused(run(capsys, "stylize", photo, "--model", work / "model", "-o", work / "o.png"),
+                          "stylize", "two\\nlines.png", "not an image")
+    assert len(lines(capsys.readouterr().err + line)) == 1
