@@ -163,6 +163,10 @@ def run(config: OptimizeConfig, *, show_progress: bool | None = None) -> Optimiz
 
     if not config.content or not config.style:
         raise FastStyleError("optimize needs a photo and a painting: pass --content PHOTO --style PAINTING")
+    largest = max(level_sizes(config)) * config.style_scale
+    if largest > MAX_SIDE:
+        raise FastStyleError(f"style_scale {config.style_scale:g}: the painting would be {largest:,.0f} px long, "
+                             f"over {MAX_SIDE}; lower style_scale")
     device = resolve_device(config.device)
     seed_everything(config.seed)
     loss = PerceptualLoss.from_config(config.loss).to(device)

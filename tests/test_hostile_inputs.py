@@ -654,7 +654,7 @@ def test_bad_numbers_and_yaml_are_one_line_naming_the_key(capsys, tmp_path, text
 
 @pytest.mark.parametrize("override, words", [
     ("lr=.nan", "'lr'"), ("lr=-.inf", "'lr'"), ("loss.style_weight=.inf", "finite"), ("lr=0", "greater than 0"),
-    ("steps=1e20", "'steps'"), ("image_size=1e20", "'image_size'"),
+    ("steps=1e20", "'steps'"), ("image_size=1e20", "'image_size'"), ("style_scale=1e10", "style_scale"),
     ("loss.style_layers={relu1_1: &a [1, 2], relu2_1: *a}", "'loss.style_layers.relu1_1'"),
 ])
 def test_bad_overrides_are_one_line(capsys, work, override, words) -> None:
@@ -854,3 +854,10 @@ def test_a_file_name_with_a_newline_stays_one_line(capsys, work) -> None:
     line = assert_refused(run(capsys, "stylize", photo, "--model", work / "model", "-o", work / "o.png"),
                           "stylize", "two\\nlines.png", "not an image")
     assert len(lines(capsys.readouterr().err + line)) == 1
+
+
+@pytest.mark.parametrize("steps", ["1,99999999999999999999", "0", "1,-1"])
+def test_compare_step_budgets_are_bounded(capsys, work, steps) -> None:
+    assert_refused(run(capsys, "compare", work / "photo.png", "--model", work / "model", "--output", work / "c",
+                       "--steps", steps, "--size", "32"), "compare", "--steps")
+    assert not (work / "c").exists()

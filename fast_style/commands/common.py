@@ -9,14 +9,17 @@ from typing import Any
 from fast_style.errors import FastStyleError
 
 
+MAX_LIST_INT = 2**31 - 1  # sizes and step counts; larger ones overflow C sizes deep inside torch
+
+
 def parse_int_list(text: str, flag: str) -> list[int]:
     """``"256,512"`` -> ``[256, 512]``, with a one-line error naming the flag."""
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise FastStyleError(f"{flag} {text}: expected comma-separated integers, e.g. 256,512") from None
-    if not values or min(values) <= 0:
-        raise FastStyleError(f"{flag} {text}: expected positive integers, e.g. 256,512")
+    if not values or min(values) <= 0 or max(values) > MAX_LIST_INT:
+        raise FastStyleError(f"{flag} {text}: expected positive integers up to {MAX_LIST_INT:,}, e.g. 256,512")
     return values
 
 
