@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from fast_style import model_file
-from fast_style.model_file import CheckpointError
 from fast_style.images import atomic_output, atomic_write_bytes
+from fast_style.model_file import CheckpointError
 from fast_style.transformer import ModelConfig, TransformerNet
 
 MODEL_FORMAT = "fast_style.model"
