@@ -373,6 +373,25 @@ def test_train_never_replaces_a_finished_model_without_overwrite(capsys, work, p
     assert result.status == 0, result.err
 
 
+@pytest.mark.parametrize("name, kind", [("model.safetensors", "fifo"), ("config.yaml", "fifo"),
+                                        ("model.json", "folder")])
+def test_train_never_replaces_a_special_file_in_output_dir(capsys, work, photos, name, kind) -> None:
+    output = work / "run"
+    output.mkdir()
+    os.mkfifo(output / name) if kind == "fifo" else (output / name).mkdir()
+    before = snapshot(work)
+    assert_refused(run(capsys, *train_args(work, photos, output, "overwrite=true")), "train", "not a regular file")
+    assert snapshot(work) == before
+
+
+def test_bench_keeps_an_existing_output_without_overwrite(capsys, work) -> None:
+    (work / "bench.json").write_text("{}")
+    before = snapshot(work)
+    assert_refused(run(capsys, "bench", "--output", work / "bench.json", "--quick"), "bench", "--overwrite")
+    assert_refused(run(capsys, "bench", "--output", "", "--quick"), "bench", "empty")
+    assert snapshot(work) == before
+
+
 def train_config(work: Path, photos: Path, **changes: Any) -> dict:
     config = load_config(TrainConfig, None, [f"style_image={work / 'painting.png'}", f"data.folder={photos}",
                                              *TINY_TRAIN])
