@@ -138,10 +138,20 @@ def check_output_folder(folder: str | Path, results: Iterable[str], *, inputs: I
     return folder
 
 
-def is_inside(path: str | Path, folder: str | Path) -> bool:
-    """Whether ``path`` is ``folder`` or lies under it (resolved, so ``./out`` and symlinks count)."""
-    path, folder = Path(path).resolve(), Path(folder).resolve()
-    return path == folder or folder in path.parents
+def check_creatable(folder: str | Path, flag: str = "--output") -> Path:
+    """A folder that exists or can be created (its nearest existing ancestor is a writable folder),
+    checked without creating anything, so a run refused later leaves no empty folder behind."""
+    folder = Path(folder)
+    ancestor = folder
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise FastStyleError(f"{folder}: cannot be created, {ancestor} is {kind_of(ancestor) or 'a file'}, not a "
+                             f"folder; choose another {flag}")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise FastStyleError(f"{folder}: cannot write in {ancestor} (not writable); fix its permissions or choose "
+                             f"another {flag}")
+    return folder
 
 
 def remove_stale_temps(folder: Path) -> int:

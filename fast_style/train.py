@@ -34,7 +34,7 @@ from fast_style.errors import FastStyleError, naming, show
 from fast_style.images import ImageError, load_image
 from fast_style.losses import LossConfig, PerceptualLoss
 from fast_style.runtime import Device, progress, resolve_device, seed_everything
-from fast_style.safety import refuse_non_regular, same_file
+from fast_style.safety import check_creatable, refuse_non_regular, same_file
 from fast_style.train_state import TrainState, discard, latest_checkpoint, load_state, save_state
 from fast_style.transformer import ModelConfig, TransformerNet
 from fast_style.vgg import describe
@@ -215,6 +215,7 @@ class Trainer:
         or checkpoints, unless ``overwrite`` (``resume: false`` with ``overwrite: true`` discards them).
         """
         folder = self.output_dir / "checkpoints"
+        check_creatable(self.output_dir, "output_dir")
         for name in ("model.safetensors", "model.json", "config.yaml"):  # never a FIFO, device or folder
             refuse_non_regular(self.output_dir / name, "output_dir")
         found = None if self.config.resume is False else latest_checkpoint(folder)

@@ -880,3 +880,22 @@ def test_compare_step_budgets_are_bounded(capsys, work, steps) -> None:
     assert_refused(run(capsys, "compare", work / "photo.png", "--model", work / "model", "--output", work / "c",
                        "--steps", steps, "--size", "32"), "compare", "--steps")
     assert not (work / "c").exists()
+
+
+@pytest.mark.parametrize("command", ["stylize-folder", "stylize-file", "compare", "sweep", "train"])
+def test_an_output_folder_that_cannot_be_created_is_refused_before_the_work(capsys, work, photos, monkeypatch,
+                                                                            command) -> None:
+    import fast_style.stylize as stylize
+
+    monkeypatch.setattr(stylize, "load_stylizer", lambda *a, **k: pytest.fail("the model was loaded"))
+    (work / "blocker").write_text("a file")
+    target = work / "blocker" / "deeper" / "out"
+    args = {"stylize-folder": ["stylize", photos, "--model", work / "model", "-o", target],
+            "stylize-file": ["stylize", work / "photo.png", "--model", work / "model", "-o", target / "o.png"],
+            "compare": ["compare", work / "photo.png", "--model", work / "model", "--output", target],
+            "sweep": ["sweep", "--content", work / "photo.png", "--style", work / "painting.png", "--output", target],
+            "train": ["train", f"style_image={work / 'painting.png'}", f"data.folder={photos}",
+                      f"output_dir={target}", *TINY_TRAIN]}[command]
+    before = snapshot(work)
+    assert_refused(run(capsys, *args), command.split("-")[0], target, "cannot be created")
+    assert snapshot(work) == before

@@ -29,13 +29,14 @@ def main(args: argparse.Namespace) -> int:
     from fast_style.compare import REPORT_FILES, compare, format_table
     from fast_style.config import MAX_SIDE
     from fast_style.errors import FastStyleError
-    from fast_style.safety import check_not_empty, check_output_folder
+    from fast_style.safety import check_creatable, check_not_empty, check_output_folder
 
     if not 0 < args.size <= MAX_SIDE:
         raise FastStyleError(f"--size {args.size}: must be a positive number of pixels, at most {MAX_SIDE}")
     check_not_empty(args.output, "--output")
     output = Path(args.output if args.output is not None else f"compare_{model_name(args.model)}")
     check_output_folder(output, REPORT_FILES, inputs=[args.style], overwrite=args.overwrite)
+    check_creatable(output)
     report = compare(args.model, args.photos, output, style=args.style,
                      steps=parse_int_list(args.steps, "--steps"), size=args.size, optimizer=args.optimizer,
                      device=args.device)

@@ -31,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
     from fast_style.compare import sweep, sweep_files
     from fast_style.config import load_config
     from fast_style.optimize import OptimizeConfig
-    from fast_style.safety import check_output_folder
+    from fast_style.safety import check_creatable, check_output_folder
 
     values = {"content": args.content, "style": args.style, "output": args.output, "size": args.size,
               "steps": args.steps, "optimizer": args.optimizer, "init": args.init, "device": args.device}
@@ -39,6 +39,7 @@ def main(args: argparse.Namespace) -> int:
     ratios = parse_float_list(args.ratios, "--ratios")
     check_output_folder(args.output, sweep_files(ratios), inputs=[config.content, config.style, args.config],
                         overwrite=args.overwrite)
+    check_creatable(args.output)
     report = sweep(config, ratios, args.output)
     for frame in report["frames"]:
         print(f"style/content {frame['ratio']:<8g} loss {frame['loss']:.4g} (content {frame['content']:.4g}, "
