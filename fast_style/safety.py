@@ -1,7 +1,7 @@
 """Never destroy a user's file: the one set of rules every command applies to what it writes.
 
 Every output a command will write is checked here before any heavy work (:func:`check_output`,
-:func:`check_output_folder`):
+:func:`check_output_folder`, :func:`check_creatable`):
 
 * it is not one of the command's inputs, compared as files (``st_dev``/``st_ino``), so a
   symlink, a hard link or ``./photo.jpg`` vs ``photo.jpg`` cannot slip past a name comparison;
@@ -11,7 +11,9 @@ Every output a command will write is checked here before any heavy work (:func:`
 
 Writers leave hidden temp files (``.NAME.HEX-PID.tmp``) that a ``kill -9`` can orphan; the
 first write into a folder removes those of this user whose process is gone, or that are older
-than :data:`STALE_AFTER_S` (:func:`remove_stale_temps`). Nothing else is ever deleted.
+than :data:`STALE_AFTER_S` (:func:`remove_stale_temps`). Nothing else is ever deleted. (A pid
+means a process on this machine: two machines writing into one network folder at the same moment
+could see each other's in-flight temp file as orphaned; fast_style does not support that.)
 """
 
 from __future__ import annotations
