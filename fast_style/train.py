@@ -17,8 +17,9 @@ import math
 import os
 import signal
 import time
+import typing
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, is_dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -488,13 +489,16 @@ class Trainer:
 RUN_IDENTITY = ("style_image", "style_size", "image_size", "model", "loss")
 
 
-def _flatten(data: object, prefix: str = "") -> dict[str, object]:
-    """``{"loss": {"style_weight": 5}}`` -> ``{"loss.style_weight": 5}``."""
-    if not isinstance(data, dict):
-        return {prefix.rstrip("."): data}
+def _flatten(data: dict, cls: type, prefix: str = "") -> dict[str, object]:
+    """``{"loss": {"style_weight": 5}}`` -> ``{"loss.style_weight": 5}``, down through the config's own
+    sections only: a mapping value (``loss.style_layers``) stays one value, so an added layer differs."""
+    hints = typing.get_type_hints(cls)
     flat: dict[str, object] = {}
     for key, value in data.items():
-        flat.update(_flatten(value, f"{prefix}{key}."))
+        if isinstance(value, dict) and is_dataclass(hints.get(key)):
+            flat.update(_flatten(value, hints[key], f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
     return flat
 
 
@@ -507,8 +511,8 @@ def check_same_run(checkpoint: Path, config: dict, output_dir: Path) -> None:
     recorded = read_json(checkpoint / "state.json").get("config")
     if not isinstance(recorded, dict):
         return
-    then = _flatten({key: recorded[key] for key in RUN_IDENTITY if key in recorded})
-    now = _flatten({key: config[key] for key in RUN_IDENTITY if key in config})
+    then = _flatten({key: recorded[key] for key in RUN_IDENTITY if key in recorded}, TrainConfig)
+    now = _flatten({key: config[key] for key in RUN_IDENTITY if key in config}, TrainConfig)
     differences = []
     for key in sorted(set(then) & set(now)):
         if then[key] == now[key]:

@@ -407,7 +407,9 @@ def train_config(work: Path, photos: Path, **changes: Any) -> dict:
 
 @pytest.mark.parametrize("key, value", [("style_image", "another_painting.png"), ("loss.style_weight", 99.0),
                                         ("image_size", 64), ("style_size", 64),
-                                        ("loss.style_layers", {"relu1_1": 0.5})])
+                                        ("loss.style_layers", {"relu1_1": 0.5}),
+                                        ("loss.style_layers", {"relu1_1": 1.0, "relu2_1": 1.0}),
+                                        ("model.width", 8), ("loss.network.weights", "lpips")])
 def test_resuming_another_run_is_refused_naming_what_differs(capsys, work, photos, key, value) -> None:
     output = work / "run"
     model = TransformerNet(ModelConfig(width=4, residual_blocks=1))
