@@ -436,6 +436,27 @@ def test_resuming_the_same_run_by_another_path_to_its_painting(capsys, work, pho
     assert "resuming from" in result.out
 
 
+@pytest.mark.parametrize("damage", [[], {"format": "fast_style.train_state", "step": "3"}, "sha256", "config",
+                                    "history"])
+def test_a_hand_edited_state_json_is_passed_over_with_a_warning(capsys, work, photos, damage) -> None:
+    output = work / "run"
+    model = TransformerNet(ModelConfig(width=4, residual_blocks=1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for step in (1, 2):
+        save_state(output / "checkpoints", TrainState(step, model, optimizer, torch.amp.GradScaler("cpu", enabled=False),
+                                                      config=train_config(work, photos)), keep=3)
+    state = output / "checkpoints" / "step_00000002" / "state.json"
+    if isinstance(damage, str):
+        info = json.loads(state.read_text())
+        info[damage] = ["not", "a", "mapping"] if damage != "history" else {"not": "a list"}
+        damage = info
+    state.write_text(json.dumps(damage))
+    result = run(capsys, *train_args(work, photos, output, "steps=2"))
+    assert result.status == 0, result.err
+    assert "step_00000002" in result.err and "trying an older checkpoint" in result.err
+    assert f"resuming from {output / 'checkpoints' / 'step_00000001'}" in result.out
+
+
 @pytest.mark.parametrize("extra, words", [
     (["resume=true"], "holds no intact checkpoint"),
     (["loss.style_weight=1e300"], "every step"),  # every loss is infinite: nothing is learned
