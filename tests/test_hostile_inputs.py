@@ -922,3 +922,20 @@ def test_an_output_folder_that_cannot_be_created_is_refused_before_the_work(caps
     before = snapshot(work)
     assert_refused(run(capsys, *args), command.split("-")[0], target, "cannot be created")
     assert snapshot(work) == before
+
+
+@pytest.mark.parametrize("card, status, words", [
+    ("[1, 2]", 2, "not a mapping"),
+    ('{"painting": "Starry", "training": [1]}', 0, "?, ? (?)"),
+    ('{"painting": {"title": "x"}, "training": {"steps": "' + "9" * 500 + '"}}', 0, "999999"),
+])
+def test_model_cards_from_a_models_folder_are_untrusted(capsys, work, monkeypatch, card, status, words) -> None:
+    bundled = work / "bundled"
+    write_model(bundled / "tiny" / "model.safetensors", work / "painting.png")
+    (bundled / "tiny" / "card.json").write_text(card)
+    monkeypatch.setenv("FAST_STYLE_MODELS", str(bundled))
+    result = run(capsys, "models")
+    if status:
+        assert_refused(result, "models", "card.json", words)
+    else:
+        assert result.status == 0 and words in result.out and len(max(result.out.splitlines(), key=len)) < 200
