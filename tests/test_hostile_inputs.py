@@ -310,8 +310,9 @@ def test_compare_results_never_replace_a_photo(capsys, work) -> None:
     photo = images / "photo_network.png"  # where the network's result for photo.png goes
     noise(40, 32).save(photo)
     before = snapshot(work)
-    assert_refused(run(capsys, "compare", work / "photo.png", photo, "--model", work / "model", "--style", work / "painting.png",
-                       "--output", work / "cmp", "--steps", "1", "--size", "32"), "compare", "is also an input")
+    assert_refused(run(capsys, "compare", work / "photo.png", photo, "--model", work / "model", "--style",
+                       work / "painting.png", "--output", work / "cmp", "--steps", "1", "--size", "32"),
+                   "compare", "is also an input")
     assert snapshot(work) == before
 
 
@@ -443,8 +444,9 @@ def test_a_hand_edited_state_json_is_passed_over_with_a_warning(capsys, work, ph
     model = TransformerNet(ModelConfig(width=4, residual_blocks=1))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for step in (1, 2):
-        save_state(output / "checkpoints", TrainState(step, model, optimizer, torch.amp.GradScaler("cpu", enabled=False),
-                                                      config=train_config(work, photos)), keep=3)
+        state = TrainState(step, model, optimizer, torch.amp.GradScaler("cpu", enabled=False),
+                           config=train_config(work, photos))
+        save_state(output / "checkpoints", state, keep=3)
     state = output / "checkpoints" / "step_00000002" / "state.json"
     if isinstance(damage, str):
         info = json.loads(state.read_text())
