@@ -53,13 +53,13 @@ def read_header(path: Path) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     size = path.stat().st_size
     if size > MAX_MODEL_BYTES:
         raise CheckpointError(f"{path}: {size:,} bytes, over the {MAX_MODEL_BYTES:,}-byte limit for a model file; "
-                             "this is not a fast_style model")
+                              "this is not a fast_style model")
     with open(path, "rb") as handle:
         prefix = handle.read(8)
         length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
         if not 2 <= length <= min(MAX_HEADER_BYTES, size - 8):
             raise CheckpointError(f"{path}: not a safetensors file (its header length is impossible); it may be "
-                                 "truncated: re-copy it or re-export the model")
+                                  "truncated: re-copy it or re-export the model")
         raw = handle.read(length)
     try:
         header = json.loads(raw.decode("utf-8"))
@@ -67,7 +67,7 @@ def read_header(path: Path) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
         raise CheckpointError(f"{path}: the safetensors header is not valid JSON; the file is damaged") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: the safetensors header is {type(header).__name__}, not a mapping; "
-                             "the file is damaged")
+                              "the file is damaged")
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise CheckpointError(f"{path}: the safetensors __metadata__ must map names to strings")
@@ -90,7 +90,7 @@ def _check_entry(path: Path, name: str, entry: Any, data_bytes: int) -> None:
     if (not isinstance(offsets, list) or len(offsets) != 2 or not all(is_int(o) for o in offsets)
             or not 0 <= offsets[0] <= offsets[1] <= data_bytes):
         raise CheckpointError(f"{where}: data offsets {show(offsets)} do not lie inside the file; it is truncated "
-                             "or damaged")
+                              "or damaged")
     if dtype in TENSOR_DTYPES and offsets[1] - offsets[0] != math.prod(shape) * TENSOR_DTYPES[dtype]:
         raise CheckpointError(f"{where}: its data size does not match its shape {show(shape)}; the file is damaged")
 
@@ -99,16 +99,16 @@ def model_settings(path: Path, info: Any, *, model_format: str, format_version: 
     """(architecture, its settings) from the ``fast_style`` header entry, every field type- and range-checked."""
     if not isinstance(info, dict):
         raise CheckpointError(f"{path}: the fast_style header is {type(info).__name__}, not a mapping; "
-                             "the file is damaged or not a fast_style model")
+                              "the file is damaged or not a fast_style model")
     version = info.get("format_version")
     if info.get("format") != model_format:
         raise CheckpointError(f"{path}: format {show(info.get('format'))} is not {model_format}; "
-                             "pass a model.safetensors written by `fast-style train`")
+                              "pass a model.safetensors written by `fast-style train`")
     if not is_int(version) or version < 1:
         raise CheckpointError(f"{path}: format_version {show(version)} is not a positive integer; the file is damaged")
     if version > format_version:
         raise CheckpointError(f"{path}: model format {model_format} v{version} is not supported by this fast_style "
-                             f"(it reads up to v{format_version}); upgrade fast_style")
+                              f"(it reads up to v{format_version}); upgrade fast_style")
     settings = info.get("model")
     if not isinstance(settings, dict):
         raise CheckpointError(f"{path}: 'model' is {show(settings)}, not a mapping of network settings")
@@ -127,7 +127,7 @@ def check_settings(path: Path, architecture: str, settings: Mapping[str, Any]) -
     unknown = sorted(set(settings) - set(ranges), key=str)
     if unknown:
         raise CheckpointError(f"{path}: unknown {architecture} setting {show(unknown[0])} (known: "
-                             f"{', '.join(ranges)}); upgrade fast_style")
+                              f"{', '.join(ranges)}); upgrade fast_style")
     for name, (low, high) in ranges.items():
         if name not in settings:
             raise CheckpointError(f"{path}: the {architecture} setting '{name}' is missing; the file is damaged")
@@ -149,7 +149,7 @@ def check_tensors(path: Path, entries: Mapping[str, Mapping[str, Any]], expected
     if missing or extra:
         first = f"missing '{missing[0]}'" if missing else f"unexpected {show(extra[0])}"
         raise CheckpointError(f"{path}: weights do not fit the {architecture} network its header describes "
-                             f"(first mismatch: {first}); the file is damaged or from another network")
+                              f"(first mismatch: {first}); the file is damaged or from another network")
     total = sum(math.prod(shape) for shape in expected.values())
     if total > MAX_PARAMETERS:
         raise CheckpointError(f"{path}: {total:,} parameters, over the {MAX_PARAMETERS:,} limit")
@@ -157,11 +157,11 @@ def check_tensors(path: Path, entries: Mapping[str, Mapping[str, Any]], expected
         entry = entries[name]
         if tuple(entry["shape"]) != tuple(shape):
             raise CheckpointError(f"{path}: weights do not fit the {architecture} network its header describes "
-                                 f"(first mismatch: '{name}' is {show(entry['shape'])}, expected {list(shape)}); "
-                                 "the file is damaged or from another network")
+                                  f"(first mismatch: '{name}' is {show(entry['shape'])}, expected {list(shape)}); "
+                                  "the file is damaged or from another network")
         if entry["dtype"] not in TENSOR_DTYPES:
             raise CheckpointError(f"{path}: tensor '{name}' has dtype {show(entry['dtype'])}; model weights are "
-                                 f"{', '.join(TENSOR_DTYPES)}")
+                                  f"{', '.join(TENSOR_DTYPES)}")
 
 
 def check_finite(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
@@ -169,7 +169,7 @@ def check_finite(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
     for name, value in tensors.items():
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"{path}: tensor '{name}' holds NaN or infinite weights; the model is broken "
-                                 "(its training diverged or the file was altered): retrain or re-download it")
+                                  "(its training diverged or the file was altered): retrain or re-download it")
 
 
 def check_json_size(path: Path) -> None:
