@@ -263,7 +263,7 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     methods = ["network", *[f"gatys-{n}" for n in steps]]
     # Per-photo results are never a photo or a special file (the command checks the report files).
     check_output_folder(output, [f"images/{stem}_{method}.png" for stem in unique_stems(paths) for method in methods],
-                        inputs=paths, overwrite=True)
+                        inputs=[*paths, style], overwrite=True)
     painting_file = painting_path(style, trained_on)
     # Paths from model.json are untrusted: a refusal says where they came from.
     with nullcontext() if style else naming(f"{model}: model.json style.image"):

@@ -393,6 +393,16 @@ def test_bench_keeps_an_existing_output_without_overwrite(capsys, work) -> None:
     assert snapshot(work) == before
 
 
+def test_train_never_rewrites_the_config_it_reads(capsys, work, photos) -> None:
+    output = work / "run"
+    output.mkdir()
+    config = output / "config.yaml"
+    config.write_text("# my settings\nsteps: 1\n")
+    result = run(capsys, "train", "--config", config, *train_args(work, photos, output)[1:])
+    assert result.status == 0, result.err
+    assert config.read_text() == "# my settings\nsteps: 1\n"
+
+
 def train_config(work: Path, photos: Path, **changes: Any) -> dict:
     config = load_config(TrainConfig, None, [f"style_image={work / 'painting.png'}", f"data.folder={photos}",
                                              *TINY_TRAIN])

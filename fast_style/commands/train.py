@@ -19,6 +19,7 @@ def main(args: argparse.Namespace) -> int:
     from fast_style.commands.common import write_resolved_config
     from fast_style.config import load_config
     from fast_style.errors import FastStyleError
+    from fast_style.safety import same_file
     from fast_style.train import TrainConfig, Trainer
 
     config = load_config(TrainConfig, args.config, args.overrides, {"resume": True if args.resume else None})
@@ -31,7 +32,8 @@ def main(args: argparse.Namespace) -> int:
         except OSError as error:
             raise FastStyleError(f"output_dir={trainer.output_dir}: cannot create it ({error.strerror}); "
                                  "choose another output_dir") from None
-        write_resolved_config(config, trainer.output_dir / "config.yaml")
+        if not (args.config and same_file(args.config, trainer.output_dir / "config.yaml")):
+            write_resolved_config(config, trainer.output_dir / "config.yaml")  # never over the --config read
     try:
         path = trainer.run()
     except FastStyleError:
