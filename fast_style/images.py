@@ -93,7 +93,7 @@ def _rewarn(path: Path, caught: list[warnings.WarningMessage]) -> None:
     pixel limit replaces its decompression-bomb warning."""
     for warning in caught:
         if not issubclass(warning.category, Image.DecompressionBombWarning):
-            warnings.warn(f"{path}: {_reason(warning.message)}", stacklevel=3)
+            warnings.warn(f"{path}: {_reason(warning.message)}", warning.category, stacklevel=3)
 
 
 def _to_rgb(image: Image.Image, keep_alpha: bool) -> Image.Image:
