@@ -35,6 +35,7 @@ class ConfigError(FastStyleError):
 
 MAX_SIDE = 16384  # the largest image side any setting may ask for (16384^2 is already over the pixel limit)
 MAX_INT = 2**53  # no setting needs more; larger ones overflow torch's seeds and C sizes
+MAX_STRING = 4096  # the longest path (PATH_MAX) or name a setting may hold
 MAX_YAML_NODES = 100_000  # a config expands to far fewer values; an anchor bomb to billions
 
 
@@ -313,6 +314,9 @@ def _coerce(hint: Any, value: Any, *, source: str, key: str) -> Any:
         raise fail
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            if len(str(value)) > MAX_STRING:  # later messages quote names and paths whole
+                raise ConfigError(f"{source}: key '{key[:60]}' must be at most {MAX_STRING} characters, got "
+                                  f"{len(str(value)):,}")
             return str(value)
         raise fail
     raise fail

@@ -694,6 +694,8 @@ def test_exponent_numbers_are_numbers_in_files_and_overrides(tmp_path, text, key
      "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
      "i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]\nsteps: *i\n", "anchors and aliases"),
     ("&a [*a]\n", "refers to itself"),
+    ("content: " + "x" * 100_000 + "\n", "at most 4096 characters"),
+    ("loss:\n  style_layers: {" + "r" * 100_000 + ": 1}\n", "at most 4096 characters"),
     ("steps: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
 ])
 def test_bad_numbers_and_yaml_are_one_line_naming_the_key(capsys, tmp_path, text, words) -> None:
