@@ -372,6 +372,9 @@ def test_train_never_replaces_a_finished_model_without_overwrite(capsys, work, p
     assert snapshot(work) == before
     result = run(capsys, *train_args(work, photos, output, "overwrite=true"))
     assert result.status == 0, result.err
+    assert_refused(run(capsys, *train_args(work, photos, output, "resume=false")), "train", "overwrite=true")
+    result = run(capsys, *train_args(work, photos, output, "resume=false"), "--overwrite")
+    assert result.status == 0, result.err
 
 
 @pytest.mark.parametrize("name, kind", [("model.safetensors", "fifo"), ("config.yaml", "fifo"),

@@ -11,6 +11,9 @@ HELP = "Train a fast style network for one painting (Johnson et al. 2016); resum
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML config, e.g. configs/starry_night.yaml")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint (same as resume=true)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over in an output_dir holding another run's model or checkpoints (same as "
+                             "overwrite=true)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. style_image=painting.jpg data.folder=photos/ steps=2000")
 
@@ -22,7 +25,8 @@ def main(args: argparse.Namespace) -> int:
     from fast_style.safety import same_file
     from fast_style.train import TrainConfig, Trainer
 
-    config = load_config(TrainConfig, args.config, args.overrides, {"resume": True if args.resume else None})
+    flags = {"resume": True if args.resume else None, "overwrite": True if args.overwrite else None}
+    config = load_config(TrainConfig, args.config, args.overrides, flags)
     trainer = Trainer(config)
     trainer.check_output_dir()  # before anything is written
     before = set(trainer.output_dir.iterdir()) if trainer.output_dir.is_dir() else None
