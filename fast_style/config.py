@@ -121,16 +121,15 @@ def parse_yaml(text: str) -> Any:
     """YAML text -> Python data with :class:`_Loader`'s rules; raises yaml.YAMLError or ConfigError."""
     loader = _Loader(text)
     try:
-        try:
-            node = loader.get_single_node()
-        except RecursionError:
-            raise ConfigError("nested too deeply to be a config; fix the file") from None
+        node = loader.get_single_node()
         if node is None:
             return None
         if _expanded_size(node, {}, set()) > MAX_YAML_NODES:
             raise ConfigError(f"expands to more than {MAX_YAML_NODES:,} values through anchors and aliases "
                               "(a YAML bomb?); write the values out")
         return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError("nested too deeply to be a config; fix the file") from None
     finally:
         loader.dispose()
 
