@@ -40,7 +40,7 @@ from fast_style.model_file import is_int
 from fast_style.optimize import OptimizeConfig, check_finite_result, optimize_image, quantize
 from fast_style.runtime import resolve_device, seed_everything
 from fast_style.safety import check_output_folder
-from fast_style.stylize import Stylizer, load_stylizer
+from fast_style.stylize import Stylizer, check_finite_output, load_stylizer
 from fast_style.vgg import build_loss_network, describe
 
 REPORT_FILES = ("report.json", "grid.png", "report.html")  # what compare writes at the top of --output
@@ -161,7 +161,9 @@ def time_network(stylizer: Stylizer, photo: torch.Tensor, device: torch.device) 
     stylizer.stylize_tensor(photo)
     started = clock(device)
     output = stylizer.stylize_tensor(photo)
-    return output, clock(device) - started
+    seconds = clock(device) - started
+    check_finite_output(output)
+    return output, seconds
 
 
 def run_gatys(photo: torch.Tensor, loss: PerceptualLoss, steps: Sequence[int], *, optimizer: str,

@@ -259,11 +259,20 @@ def prepare_photo(image: Image.Image, size: int | None) -> torch.Tensor:
     return image_to_tensor(image)
 
 
+def check_finite_output(result: torch.Tensor) -> None:
+    """A network whose finite weights still overflow gives NaN, which would be written as a black image
+    with exit 0: refuse it (it does so for every photo)."""
+    if not bool(torch.isfinite(result).all()):
+        raise FastStyleError("the model produced NaN or infinite pixels; its weights are broken (too large "
+                             "or altered): retrain or re-download it")
+
+
 def stylize_batch(stylizer: Stylizer, photos: list[torch.Tensor], options: Options) -> list[torch.Tensor]:
     """Same-sized (3|4,H,W) photos -> finished (3|4,H,W) CPU results, alpha re-attached."""
     batch = torch.stack([photo[:3] for photo in photos])
     result = finish(stylizer.stylize_tensor(batch, tile=options.tile), batch,
                     keep_colors=options.preserve_color, strength=options.strength).cpu()
+    check_finite_output(result)
     return [torch.cat([styled, photo[3:]]) for styled, photo in zip(result, photos)]
 
 

@@ -966,3 +966,19 @@ def test_model_cards_from_a_models_folder_are_untrusted(capsys, work, monkeypatc
         assert_refused(result, "models", "card.json", words)
     else:
         assert result.status == 0 and words in result.out and len(max(result.out.splitlines(), key=len)) < 200
+
+
+@pytest.mark.parametrize("command", ["stylize", "stylize-folder", "compare"])
+def test_finite_weights_that_overflow_never_give_a_black_image(capsys, work, command) -> None:
+    state = tiny_state()
+    weight = state["decoder.2.1.weight"]  # finite, but the last conv overflows to inf - inf = NaN
+    weight[:, 0::2], weight[:, 1::2] = 3e38, -3e38
+    model = write_raw_model(work / "huge" / "model.safetensors", tensors=state)
+    args = {"stylize": ["stylize", work / "photo.png", "--model", model, "-o", work / "o.png"],
+            "stylize-folder": ["stylize", work / "photo.png", work / "painting.png", "--model", model, "-o",
+                               work / "out"],
+            "compare": ["compare", work / "photo.png", "--model", model, "--style", work / "painting.png",
+                        "--output", work / "out", "--steps", "1", "--size", "32"]}[command]
+    (work / "huge" / "model.json").write_text((work / "model" / "model.json").read_text())
+    assert_refused(run(capsys, *args), command.split("-")[0], "NaN or infinite pixels")
+    assert not (work / "o.png").exists() and not list((work / "out").rglob("*.png"))
