@@ -184,6 +184,7 @@ def run_gatys(photo: torch.Tensor, loss: PerceptualLoss, steps: Sequence[int], *
 
     result = optimize_image(photo, loss, steps=max(steps), optimizer=optimizer, init="content",
                             snapshots=tuple(steps), on_step=on_step, desc=desc, show_progress=show_progress)
+    check_finite_result(result)
     return {step: (result.snapshots[step], reached[step]) for step in steps}
 
 

@@ -982,3 +982,14 @@ def test_finite_weights_that_overflow_never_give_a_black_image(capsys, work, com
     (work / "huge" / "model.json").write_text((work / "model" / "model.json").read_text())
     assert_refused(run(capsys, *args), command.split("-")[0], "NaN or infinite pixels")
     assert not (work / "o.png").exists() and not list((work / "out").rglob("*.png"))
+
+
+def test_compare_refuses_a_diverged_baseline(capsys, work) -> None:
+    model = work / "model" / "model.json"
+    info = json.loads(model.read_text())
+    info["loss"]["style_weight"] = 1e308  # finite, as model.json allows, but the loss overflows
+    model.write_text(json.dumps(info))
+    assert_refused(run(capsys, "compare", work / "photo.png", "--model", work / "model", "--style",
+                       work / "painting.png", "--output", work / "out", "--steps", "1", "--size", "32"), "compare",
+                   "diverged")
+    assert not list((work / "out").rglob("report.*"))
