@@ -28,7 +28,7 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
 )
 DEFAULT_MAX_PIXELS: int = 178_956_970  # same as Pillow's hard limit, but checked by us
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
-                 ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+                ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 _ACCEPTED = "pass a JPEG, PNG, WebP, BMP or TIFF"
 # What open_image() hands to Pillow: the formats above and GIF (first frame); camera JPEGs with extra
 # views (MPO) come through the JPEG decoder. Pillow's other decoders (EPS via Ghostscript...) stay unused.
