@@ -16,17 +16,14 @@ from typing import Any
 
 import torch
 
-from fast_style.errors import FastStyleError
+from fast_style import model_file
 from fast_style.images import atomic_output, atomic_write_bytes
-from fast_style.transformer import ARCHITECTURE, ModelConfig, TransformerNet
+from fast_style.model_file import CheckpointError
+from fast_style.transformer import ModelConfig, TransformerNet
 
 MODEL_FORMAT = "fast_style.model"
 FORMAT_VERSION = 1
 METADATA_KEY = "fast_style"
-
-
-class CheckpointError(FastStyleError):
-    """A model or training-state file that cannot be used."""
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -39,7 +36,7 @@ def read_json(path: Path) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise CheckpointError(f"{path}: not valid JSON ({error.__class__.__name__}); the file is damaged") from None
 
 
@@ -49,14 +46,17 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, header: dict[str,
 
     tensors = {name: value.detach().to("cpu").contiguous() for name, value in tensors.items()}
     with atomic_output(path) as temp:
-        save_file(tensors, str(temp), metadata=header)
+        try:
+            save_file(tensors, str(temp), metadata=header)
+        except OSError:
+            raise
+        except Exception as error:  # safetensors reports a full disk as its own SafetensorError
+            raise CheckpointError(f"{path}: cannot write ({' '.join(str(error).split())[:160]}); free some "
+                                  "space or choose another output") from None
 
 
-def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a safetensors file and its header; anything else is a one-line CheckpointError."""
-    from safetensors import safe_open
-
-    path = Path(path)
+def refuse_unusable(path: Path) -> None:
+    """A missing file or a pickle (which could run code when loaded) is refused before it is read further."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file; pass a model.safetensors written by `fast-style train`")
     with open(path, "rb") as handle:
@@ -64,6 +64,14 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if magic[:1] == b"\x80" or magic == b"PK\x03\x04" or path.suffix in (".pt", ".pth", ".ckpt", ".pkl"):
         raise CheckpointError(f"{path}: a pickle/torch file, which fast_style never loads (it could run code); "
                               "pass a model.safetensors written by `fast-style train`")
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file and its header; anything else is a one-line CheckpointError."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    refuse_unusable(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
@@ -101,29 +109,26 @@ def model_path(path: str | Path) -> Path:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
     """Rebuild the network from a model file's own metadata; returns (model in eval mode, metadata)."""
     path = model_path(path)
-    tensors, header = load_tensors(path)
+    # Everything is checked from the header before anything is allocated (fast_style.model_file).
+    refuse_unusable(path)
+    header, entries = model_file.read_header(path)
     try:
         info = json.loads(header[METADATA_KEY])
-    except (KeyError, json.JSONDecodeError):
+    except (KeyError, json.JSONDecodeError, RecursionError):
         raise CheckpointError(f"{path}: a safetensors file, but not a fast_style model (no '{METADATA_KEY}' "
                               "header); pass a model.safetensors written by `fast-style train`") from None
-    if info.get("format") != MODEL_FORMAT or info.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: model format {info.get('format')} v{info.get('format_version')} is not "
-                              f"supported by this fast_style; upgrade fast_style")
-    arch = dict(info.get("model", {}))
-    if arch.pop("architecture", None) != ARCHITECTURE:
-        raise CheckpointError(f"{path}: architecture is not {ARCHITECTURE}; this file is for another network")
-    try:
-        model = TransformerNet(ModelConfig(**arch))
-    except TypeError:
-        raise CheckpointError(f"{path}: unknown model settings {sorted(arch)}; upgrade fast_style") from None
-    expected = model.state_dict()
-    mismatch = sorted(set(expected) ^ set(tensors)) or [k for k in expected if expected[k].shape != tensors[k].shape]
-    if mismatch:
-        raise CheckpointError(f"{path}: weights do not fit the {ARCHITECTURE} network its header describes "
-                              f"(first mismatch: '{mismatch[0]}'); the file is damaged or from another network")
+    architecture, settings = model_file.model_settings(path, info, model_format=MODEL_FORMAT,
+                                                       format_version=FORMAT_VERSION)
+    config = ModelConfig(**settings)
+    with torch.device("meta"):
+        expected = model_file.expected_shapes(TransformerNet(config))
+    model_file.check_tensors(path, entries, expected, architecture)
+    tensors, _ = load_tensors(path)
+    model_file.check_finite(path, tensors)
+    model = TransformerNet(config)
     model.load_state_dict({name: value.float() for name, value in tensors.items()})
     json_path = path.with_suffix(".json")
     if json_path.is_file():
-        info = {**read_json(json_path), **info}
+        model_file.check_json_size(json_path)
+        info = {**model_file.check_model_json(json_path, read_json(json_path)), **info}
     return model.to(device).eval(), info

@@ -14,7 +14,7 @@ import importlib
 import sys
 import warnings
 
-from fast_style.errors import FastStyleError
+from fast_style.errors import FastStyleError, one_line
 
 COMMANDS = ["optimize", "train", "stylize", "export", "compare", "sweep", "bench", "demo", "models"]
 
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line_warnings(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"fast-style: warning: {message}", file=sys.stderr)
+    print(f"fast-style: warning: {one_line(message)}", file=sys.stderr)
 
 
 # glibc mallopt() parameters (malloc.h)
@@ -82,11 +82,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except FastStyleError as error:
-        print(f"fast-style {args.command}: error: {error}", file=sys.stderr)
+        print(f"fast-style {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fast-style {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as error:
+        if not out_of_memory(error):
+            raise
+        print(f"fast-style {args.command}: error: out of memory ({' '.join(str(error).split())[:120]}); "
+              "use a smaller size (--size, image_size or batch_size) or --tile", file=sys.stderr)
+        return 2
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation failure (Python's, torch's CPU allocator's, or CUDA's): a size
+    the user chose that this machine cannot hold, not a bug."""
+    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in str(error))
 
 
 if __name__ == "__main__":

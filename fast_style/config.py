@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
-from fast_style.errors import FastStyleError
+from fast_style.errors import FastStyleError, show
 
 T = TypeVar("T")
 
@@ -31,9 +33,20 @@ class ConfigError(FastStyleError):
     """A config file or override that cannot be used as given."""
 
 
+MAX_SIDE = 16384  # the largest image side any setting may ask for (16384^2 is already over the pixel limit)
+MAX_INT = 2**53  # no setting needs more; larger ones overflow torch's seeds and C sizes
+MAX_STRING = 4096  # the longest path (PATH_MAX) or name a setting may hold
+MAX_YAML_NODES = 100_000  # a config expands to far fewer values; an anchor bomb to billions
+
+
 def positive(default: Any) -> Any:
     """A field that must be > 0 (sizes, steps, learning rates)."""
     return dataclasses.field(default=default, metadata={"gt": 0})
+
+
+def side(default: Any) -> Any:
+    """An image side in pixels: > 0 and at most :data:`MAX_SIDE` (a huge one would exhaust memory)."""
+    return dataclasses.field(default=default, metadata={"gt": 0, "max": MAX_SIDE})
 
 
 def non_negative(default: Any) -> Any:
@@ -59,9 +72,73 @@ def sequence(default: list, **bounds: float) -> Any:
 # ----------------------------------------------------------------------------- loading
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, made strict where users' files go wrong silently.
+
+    * ``1e5`` and ``1e-3`` are numbers (YAML 1.2; PyYAML follows 1.1, where a float needs a dot);
+    * a key given twice in one mapping is refused (PyYAML keeps the last one without a word);
+    * a document that expands to more than :data:`MAX_YAML_NODES` values through anchors and
+      aliases is refused before it is built (a 600-byte "billion laughs" would otherwise hang us).
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {show(key)}",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
+    """How many values ``node`` stands for once every alias is expanded (shared nodes counted once per use)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        raise ConfigError("the YAML refers to itself (a recursive anchor); fix the file")
+    open_.add(key)
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, sizes, open_) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, sizes, open_) + _expanded_size(v, sizes, open_) for k, v in node.value)
+    else:
+        size = 1
+    open_.discard(key)
+    sizes[key] = min(size, MAX_YAML_NODES + 1)
+    return sizes[key]
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text -> Python data with :class:`_Loader`'s rules; raises yaml.YAMLError or ConfigError."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}, set()) > MAX_YAML_NODES:
+            raise ConfigError(f"expands to more than {MAX_YAML_NODES:,} values through anchors and aliases "
+                              "(a YAML bomb?); write the values out")
+        return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError("nested too deeply to be a config; fix the file") from None
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, turning every way it can fail into one ConfigError line."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block the read forever
+        raise ConfigError(f"{path}: not a regular file; pass a YAML file to --config")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -69,11 +146,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read config ({error.__class__.__name__}); pass a UTF-8 YAML file") from None
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "invalid syntax"
+        problem = str(getattr(error, "problem", None) or "invalid syntax")[:100]
         raise ConfigError(f"{path}: not valid YAML{where} ({problem}); fix the file") from None
     if data is None:
         return {}
@@ -96,9 +175,11 @@ def apply_overrides(data: dict[str, Any], overrides: typing.Iterable[str], cls: 
         if not sep or not key:
             raise ConfigError(f"override '{item}' is not of the form key=value (e.g. loss.style_weight=5)")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = parse_yaml(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
+        except ConfigError as error:
+            raise ConfigError(f"override '{key}': {error}") from None
         set_key(data, key, value, cls)
     return data
 
@@ -170,10 +251,10 @@ def from_dict(cls: type[T], data: dict[str, Any], *, source: str = "config", pre
         raise ConfigError(f"{source}: '{prefix.rstrip('.')}' must be a section (mapping), got {_show(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)  # keys may mix types (1: x, a: y)
     if unknown:
         known = ", ".join(sorted(fields))
-        raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}' (known here: {known})")
+        raise ConfigError(f"{source}: unknown key '{prefix}{str(unknown[0])[:60]}' (known here: {known})")
     kwargs = {}
     for name, value in data.items():
         key = prefix + name
@@ -217,15 +298,24 @@ def _coerce(hint: Any, value: Any, *, source: str, key: str) -> Any:
             return value
         raise fail
     if hint is int:
+        if isinstance(value, float) and value.is_integer():  # 1e5 from YAML: a whole number written as a float
+            value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) >= MAX_INT:
+                raise ConfigError(f"{source}: key '{key}' must be an integer below {MAX_INT:.0e}, got {show(value)}")
             return value
         raise fail
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{source}: key '{key}' must be a finite number, got {value}")
             return float(value)
         raise fail
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            if len(str(value)) > MAX_STRING:  # later messages quote names and paths whole
+                raise ConfigError(f"{source}: key '{key[:60]}' must be at most {MAX_STRING} characters, got "
+                                  f"{len(str(value)):,}")
             return str(value)
         raise fail
     raise fail
@@ -237,9 +327,11 @@ def _check_bounds(field: dataclasses.Field, value: Any, *, source: str, key: str
         if not isinstance(item, (int, float)) or isinstance(item, bool):
             continue
         if "gt" in field.metadata and not item > field.metadata["gt"]:
-            raise ConfigError(f"{source}: key '{key}' must be greater than {field.metadata['gt']}, got {item}")
+            raise ConfigError(f"{source}: key '{key}' must be greater than {field.metadata['gt']}, got {show(item)}")
         if "min" in field.metadata and not item >= field.metadata["min"]:
             raise ConfigError(f"{source}: key '{key}' must be at least {field.metadata['min']}, got {item}")
+        if "max" in field.metadata and not item <= field.metadata["max"]:
+            raise ConfigError(f"{source}: key '{key}' must be at most {field.metadata['max']}, got {show(item)}")
 
 
 def _describe(hint: Any) -> str:
@@ -257,8 +349,7 @@ def _describe(hint: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return show(value, 60)
 
 
 # ----------------------------------------------------------------------------- writing

@@ -74,20 +74,50 @@ def export_model(model: str | Path, output: str | Path, fmt: str | None = None, 
     from fast_style.stylize import load_stylizer
 
     output = Path(output)
-    fmt = fmt or next((name for name, suffix in FORMATS.items() if output.suffix.lower() == suffix), None)
-    if fmt not in FORMATS:
-        raise FastStyleError(f"{output}: cannot tell the format from the suffix; pass --format onnx or torchscript")
+    fmt = check_output_format(output, fmt)
     if fmt == "onnx":
+        check_opset(opset)
         require_onnx()
     net = load_stylizer(model, device="cpu").model
     wrapped = ExportableNet(net).eval()
     with atomic_output(output) as temp, quiet_tracing(), torch.no_grad():
         run = export_onnx(wrapped, temp, opset) if fmt == "onnx" else export_torchscript(wrapped, temp)
         difference = max(check(run, net, shape) for shape in CHECK_SHAPES)
-        if difference > TOLERANCE:
+        if not difference <= TOLERANCE:  # NaN compares False: a non-finite difference fails too
             raise FastStyleError(f"{output}: the exported {fmt} model differs from PyTorch by {difference:.2g}; "
                                  "not written (please report this as a bug)")
     return difference
+
+
+def check_output_format(output: Path, fmt: str | None) -> str:
+    """The format to write, from ``fmt`` or the suffix; a suffix that names the other format is refused
+    (a TorchScript file called .onnx would fail in whatever loads it later)."""
+    named = next((name for name, suffix in FORMATS.items() if output.suffix.lower() == suffix), None)
+    fmt = fmt or named
+    if fmt not in FORMATS:
+        raise FastStyleError(f"{output}: cannot tell the format from the suffix; pass --format onnx or torchscript")
+    if named is not None and named != fmt:
+        raise FastStyleError(f"{output}: the suffix says {named} but --format is {fmt}; name the file "
+                             f"{output.with_suffix(FORMATS[fmt]).name} or change --format")
+    return fmt
+
+
+def opset_range() -> tuple[int, int]:
+    """The ONNX opsets this torch's (TorchScript-based) exporter can write."""
+    try:
+        from torch.onnx import _constants
+
+        return _constants.ONNX_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    except (ImportError, AttributeError):
+        return 7, 17
+
+
+def check_opset(opset: int) -> None:
+    """Refuse an opset the exporter cannot write before any model is loaded (torch's own error is 200 lines)."""
+    low, high = opset_range()
+    if not low <= opset <= high:
+        raise FastStyleError(f"--opset {opset}: this torch exports ONNX opsets {low} to {high}; the default 17 "
+                             "runs in any recent onnxruntime")
 
 
 def require_onnx() -> None:

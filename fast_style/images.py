@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import glob
 import os
-import secrets
 import struct
 import warnings
 from collections.abc import Iterator, Sequence
@@ -22,14 +21,20 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fast_style.errors import FastStyleError
+from fast_style.safety import refuse_non_regular, remove_stale_temps, temp_name
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 )
 DEFAULT_MAX_PIXELS: int = 178_956_970  # same as Pillow's hard limit, but checked by us
-_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
-                 ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 _ACCEPTED = "pass a JPEG, PNG, WebP, BMP or TIFF"
+# What open_image() hands to Pillow: the formats above and GIF (first frame); camera JPEGs with extra
+# views (MPO) come through the JPEG decoder. Pillow's other decoders (EPS via Ghostscript...) stay unused.
+OPEN_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+# The largest side each encoder can write (libwebp: 16383; libjpeg: 65500; GIF: 16-bit sizes).
+MAX_SIDE_BY_SUFFIX = {".webp": 16383, ".jpg": 65500, ".jpeg": 65500, ".gif": 65535}
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
 
@@ -51,10 +56,10 @@ def open_image(path: str | Path, *, keep_alpha: bool = False,
             raise ImageError(f"{path}: is a folder, not an image; pass an image file")
         if path.stat().st_size == 0:
             raise ImageError(f"{path}: empty file (0 bytes); re-export or re-download it")
-        with warnings.catch_warnings():
-            # We enforce max_pixels ourselves; Pillow's softer warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:  # lazy: only the header has been read
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # Only the formats the README lists: a PostScript file named .jpg must never reach Ghostscript.
+            with Image.open(path, formats=OPEN_FORMATS) as im:  # lazy: only the header has been read
                 width, height = im.size
                 if width * height > max_pixels:
                     raise ImageError(
@@ -65,6 +70,7 @@ def open_image(path: str | Path, *, keep_alpha: bool = False,
                 im.seek(0)
                 im.load()  # raises on truncation (ImageFile.LOAD_TRUNCATED_IMAGES stays False)
                 image = _to_rgb(ImageOps.exif_transpose(im), keep_alpha)
+        _rewarn(path, caught)
     except FileNotFoundError:
         raise ImageError(f"{path}: file not found; check the path") from None
     except PermissionError:
@@ -80,6 +86,14 @@ def open_image(path: str | Path, *, keep_alpha: bool = False,
     if animated:
         warnings.warn(f"{path}: animated image, using the first frame only", stacklevel=2)
     return image
+
+
+def _rewarn(path: Path, caught: list[warnings.WarningMessage]) -> None:
+    """Repeat Pillow's warnings (corrupt EXIF, odd TIFF tags...) with the file they are about; our own
+    pixel limit replaces its decompression-bomb warning."""
+    for warning in caught:
+        if not issubclass(warning.category, Image.DecompressionBombWarning):
+            warnings.warn(f"{path}: {_reason(warning.message)}", warning.category, stacklevel=3)
 
 
 def _to_rgb(image: Image.Image, keep_alpha: bool) -> Image.Image:
@@ -127,7 +141,26 @@ def resize_longer_side(image: Image.Image, size: int) -> Image.Image:
     width, height = image.size
     scale = size / max(width, height)
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if new_size[0] * new_size[1] > DEFAULT_MAX_PIXELS:
+        raise ImageError(f"size {size}: would make a {new_size[0]}x{new_size[1]} image, "
+                         f"{new_size[0] * new_size[1]:,} pixels, over the {DEFAULT_MAX_PIXELS:,}-pixel limit; "
+                         "choose a smaller size")
     return image.resize(new_size, Image.Resampling.LANCZOS)
+
+
+def check_output_size(path: str | Path, width: int, height: int) -> None:
+    """Refuse, before any work, an image larger than ``path``'s format can hold (WebP 16383 px a side,
+    JPEG 65500), which the encoder would only report after the network has run."""
+    check_longer_side(path, max(width, height), f"a {width}x{height} image")
+
+
+def check_longer_side(path: str | Path, side: int, what: str | None = None) -> None:
+    """Refuse an output whose longer side ``side`` exceeds what ``path``'s format can hold."""
+    path = Path(path)
+    limit = MAX_SIDE_BY_SUFFIX.get(path.suffix.lower())
+    if limit is not None and side > limit:
+        raise ImageError(f"{path}: {what or f'an image {side} px long'} does not fit in {path.suffix} (at most "
+                         f"{limit} px a side); use a smaller size or write .png or .tiff")
 
 
 def load_image(path: str | Path, *, size: int | None = None, keep_alpha: bool = False) -> torch.Tensor:
@@ -160,7 +193,9 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     folder = path.parent
     if not folder.is_dir():
         raise ImageError(f"{path}: folder {folder} does not exist; create it or choose another --output")
-    temp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    refuse_non_regular(path)
+    remove_stale_temps(folder)
+    temp = temp_name(path)
     try:
         # O_EXCL: never clobber; mode 0o666 lets the umask decide, unlike mkstemp's 0o600.
         os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -175,6 +210,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
             os.fchmod(fd, 0o666 & ~_umask())
         finally:
             os.close(fd)
+        refuse_non_regular(path)  # again: never rename over a FIFO or device created meanwhile
         os.replace(temp, path)
     except BaseException as error:
         temp.unlink(missing_ok=True)
@@ -200,15 +236,18 @@ def save_image(image: Image.Image | torch.Tensor, path: str | Path, *, overwrite
                quality: int = 95) -> Path:
     """Save atomically in the format named by the suffix; JPEG silently drops alpha."""
     path = Path(path)
-    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    fmt = SAVE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ImageError(f"{path}: unknown image suffix {path.suffix!r}; "
-                         f"use {', '.join(sorted(_SAVE_FORMATS))}")
+                         f"use {', '.join(sorted(SAVE_FORMATS))}")
     if not overwrite and path.exists():
         raise ImageError(f"{path}: already exists; pass --overwrite to replace it")
     if isinstance(image, torch.Tensor):
+        check_output_size(path, image.shape[-1], image.shape[-2])
         image = tensor_to_image(image)
-    elif image.mode not in ("RGB", "RGBA"):
+    else:
+        check_output_size(path, *image.size)
+    if image.mode not in ("RGB", "RGBA"):
         image = _to_rgb(image, keep_alpha=True)
     if fmt == "JPEG" and image.mode == "RGBA":
         image = image.convert("RGB")
@@ -218,20 +257,26 @@ def save_image(image: Image.Image | torch.Tensor, path: str | Path, *, overwrite
     return path
 
 
-def find_images(inputs: Sequence[str | Path]) -> list[Path]:
-    """Expand files, folders (recursive) and glob patterns into a de-duplicated list of images."""
+def find_images(inputs: Sequence[str | Path], exclude: Sequence[str | Path] = ()) -> list[Path]:
+    """Expand files, folders (recursive) and glob patterns into a de-duplicated list of images.
+
+    Folders and patterns never yield images under ``exclude`` (a run's own output folder, which may
+    lie inside its input folder: re-running must not stylize its earlier results).
+    """
+    excluded = [Path(folder).resolve() for folder in exclude]
     found: dict[Path, Path] = {}
     for item in inputs:
         path = Path(item)
         if path.is_file():
             paths = [path]
         elif path.is_dir():
-            paths = _scan_folder(path)
+            paths = _scan_folder(path, excluded)
             if not paths:
                 raise ImageError(f"no images found in {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
         else:
             paths = sorted(Path(match) for match in glob.glob(str(item), recursive=True)
-                           if Path(match).suffix.lower() in IMAGE_SUFFIXES and Path(match).is_file())
+                           if Path(match).suffix.lower() in IMAGE_SUFFIXES and Path(match).is_file()
+                           and not _under(Path(match), excluded))
             if not paths:
                 raise ImageError(f"{item}: no such file or folder, and no images match it as a pattern; "
                                  "check the path")
@@ -240,11 +285,19 @@ def find_images(inputs: Sequence[str | Path]) -> list[Path]:
     return list(found.values())
 
 
-def _scan_folder(folder: Path) -> list[Path]:
-    """Images under ``folder``, recursively, skipping hidden files and folders (.git, .cache...)."""
+def _under(path: Path, folders: Sequence[Path]) -> bool:
+    """Whether ``path`` lies in one of the (resolved) ``folders``."""
+    resolved = path.resolve()
+    return any(folder == resolved or folder in resolved.parents for folder in folders)
+
+
+def _scan_folder(folder: Path, excluded: Sequence[Path] = ()) -> list[Path]:
+    """Images under ``folder``, recursively, skipping hidden files and folders (.git, .cache...) and
+    the ``excluded`` (resolved) folders."""
     paths = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        dirs[:] = [name for name in dirs if not name.startswith(".")
+                   and not (excluded and _under(Path(root) / name, excluded))]
         paths.extend(Path(root) / name for name in files
                      if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES)
     return sorted(path for path in paths if path.is_file())

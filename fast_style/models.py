@@ -33,6 +33,10 @@ def bundled_models() -> dict[str, Path]:
 
 def read_card(name: str) -> dict[str, Any]:
     """The model card of a bundled model."""
-    from fast_style.checkpoint import read_json
+    from fast_style.checkpoint import CheckpointError, read_json
 
-    return read_json(models_dir() / name / "card.json")
+    path = models_dir() / name / "card.json"
+    card = read_json(path)
+    if not isinstance(card, dict):  # $FAST_STYLE_MODELS may hold downloaded models: their cards are untrusted
+        raise CheckpointError(f"{path}: the top level is {type(card).__name__}, not a mapping; the card is damaged")
+    return card

@@ -14,6 +14,7 @@ starts from the upsampled result of the last.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Callable, Literal
 import torch
 import torch.nn.functional as F
 
-from fast_style.config import nested, positive, sequence
+from fast_style.config import MAX_SIDE, nested, positive, sequence, side
 from fast_style.losses import LossConfig, LossTerms, PerceptualLoss
 from fast_style.precision import Precision, resolve_precision
 from fast_style.runtime import Device, progress, resolve_device, seed_everything
@@ -38,13 +39,13 @@ class OptimizeConfig:
     content: str | None = None
     style: str | None = None
     output: str | None = None
-    size: int = positive(512)  # longer side of the output
-    pyramid: list[int] = sequence([], gt=0)  # e.g. [256, 512, 1024]; the last level is the output size
+    size: int = side(512)  # longer side of the output
+    pyramid: list[int] = sequence([], gt=0, max=MAX_SIDE)  # e.g. [256, 512, 1024]; the last level is the output size
     style_scale: float = positive(1.0)  # painting's longer side relative to the output's
     steps: int = positive(300)  # iterations per pyramid level
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
     init: Literal["content", "noise"] = "content"
-    lr: float | None = None  # None: 1.0 for lbfgs, 0.02 for adam (pixel units in [0, 1])
+    lr: float | None = positive(None)  # None: 1.0 for lbfgs, 0.02 for adam (pixel units in [0, 1])
     device: Device = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # of the loss network's convs; see fast_style.precision
     seed: int = 0
@@ -165,6 +166,10 @@ def run(config: OptimizeConfig, *, show_progress: bool | None = None) -> Optimiz
 
     if not config.content or not config.style:
         raise FastStyleError("optimize needs a photo and a painting: pass --content PHOTO --style PAINTING")
+    largest = max(level_sizes(config)) * config.style_scale
+    if largest > MAX_SIDE:
+        raise FastStyleError(f"style_scale {config.style_scale:g}: the painting would be {largest:,.0f} px long, "
+                             f"over {MAX_SIDE}; lower style_scale")
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device, flag="precision")
     seed_everything(config.seed)
@@ -187,9 +192,19 @@ def run(config: OptimizeConfig, *, show_progress: bool | None = None) -> Optimiz
                                     lr=config.lr, seed=config.seed, show_progress=show_progress,
                                     desc=f"optimize {size}px" if len(config.pyramid) > 1 else "optimize")
     assert result is not None
+    check_finite_result(result)
     result.seconds = time.perf_counter() - started
     result.precision = precision
     return result
+
+
+def check_finite_result(result: OptimizeResult) -> None:
+    """A NaN/inf loss or image would be written as a black picture with exit 0: refuse it instead."""
+    from fast_style.errors import FastStyleError
+
+    if not bool(torch.isfinite(result.image).all()) or not all(math.isfinite(v) for v in result.terms.values()):
+        raise FastStyleError("the optimisation diverged (its loss or image is NaN or infinite); nothing written: "
+                             "lower lr or the loss weights")
 
 
 def output_config_path(output: str | Path) -> Path:

@@ -40,9 +40,10 @@ import torch
 from PIL import Image, ImageOps
 
 from fast_style.checkpoint import CheckpointError, load_model, model_path
-from fast_style.errors import FastStyleError
+from fast_style.errors import FastStyleError, one_line
 from fast_style.images import (
     ImageError,
+    check_output_size,
     find_images,
     image_to_tensor,
     open_image,
@@ -53,6 +54,7 @@ from fast_style.images import (
 from fast_style.inference import has_flat_photo, inference_network
 from fast_style.precision import DTYPES, resolve_precision
 from fast_style.runtime import progress, resolve_device
+from fast_style.safety import file_identity, refuse_non_regular, same_file
 from fast_style.tiling import HALO, check_tile, stylize_tiled
 from fast_style.transformer import TransformerNet
 
@@ -78,6 +80,10 @@ def resolve_model_path(name_or_path: str) -> Path:
     if str(name_or_path) in bundled and not Path(name_or_path).exists():
         return bundled[str(name_or_path)]
     path = model_path(name_or_path)
+    if not path.is_file() and str(name_or_path) in bundled:
+        raise CheckpointError(f"{name_or_path}: a local {'folder' if Path(name_or_path).is_dir() else 'file'} of "
+                              f"this name hides the bundled model '{name_or_path}' (and holds no model); pass "
+                              f"{bundled[str(name_or_path)]} for the bundled one, or run from another folder")
     if not path.is_file():
         names = ", ".join(bundled) or "none"
         raise CheckpointError(f"{name_or_path}: no model found (looked for {path}; bundled models: {names}); pass "
@@ -252,11 +258,20 @@ def prepare_photo(image: Image.Image, size: int | None) -> torch.Tensor:
     return image_to_tensor(image)
 
 
+def check_finite_output(result: torch.Tensor) -> None:
+    """A network whose finite weights still overflow gives NaN, which would be written as a black image
+    with exit 0: refuse it (it does so for every photo)."""
+    if not bool(torch.isfinite(result).all()):
+        raise FastStyleError("the model produced NaN or infinite pixels; its weights are broken (too large "
+                             "or altered): retrain or re-download it")
+
+
 def stylize_batch(stylizer: Stylizer, photos: list[torch.Tensor], options: Options) -> list[torch.Tensor]:
     """Same-sized (3|4,H,W) photos -> finished (3|4,H,W) CPU results, alpha re-attached."""
     batch = torch.stack([photo[:3] for photo in photos])
     result = finish(stylizer.stylize_tensor(batch, tile=options.tile), batch,
                     keep_colors=options.preserve_color, strength=options.strength).cpu()
+    check_finite_output(result)
     return [torch.cat([styled, photo[3:]]) for styled, photo in zip(result, photos)]
 
 
@@ -287,7 +302,7 @@ class Summary:
         from tqdm.auto import tqdm
 
         self.skipped[kind] += 1
-        tqdm.write(f"fast-style stylize: skipped {reason}", file=sys.stderr)
+        tqdm.write(f"fast-style stylize: skipped {one_line(reason)}", file=sys.stderr)
 
     def line(self, output: Path) -> str:
         """One line for the end of a run: what was written where, and what was skipped and why."""
@@ -323,17 +338,23 @@ def plan_jobs(inputs: list[str], output: Path, fmt: str | None = None) -> list[J
     else:
         if output.exists() and not output.is_dir():
             raise FastStyleError(f"{output}: is a file, but several images need a folder as --output")
-        jobs = [Job(source, output / target_name(relative, fmt)) for source, relative in expand_inputs(inputs)]
+        for item in inputs:  # results written among the photos would be read as photos by the next run
+            if Path(item).is_dir() and same_file(item, output):
+                raise FastStyleError(f"{output}: is also the input folder {item}; the results would mix with the "
+                                     "photos: choose another --output (a sub-folder is fine)")
+        jobs = [Job(source, output / target_name(relative, fmt))
+                for source, relative in expand_inputs(inputs, exclude=output)]
     check_targets(jobs)
     return jobs
 
 
-def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """(image, its output-relative path) for every image named by ``inputs``, each image once."""
+def expand_inputs(inputs: list[str], exclude: Path | None = None) -> list[tuple[Path, Path]]:
+    """(image, its output-relative path) for every image named by ``inputs``, each image once; folders
+    and patterns skip ``exclude`` (the output folder, which may lie inside an input folder)."""
     seen: dict[Path, tuple[Path, Path]] = {}
     for item in inputs:
         folder = Path(item) if Path(item).is_dir() else None
-        for source in find_images([item]):
+        for source in find_images([item], exclude=[exclude] if exclude is not None else []):
             relative = source.relative_to(folder) if folder else Path(source.name)
             seen.setdefault(source.resolve(), (source, relative))
     return list(seen.values())
@@ -352,10 +373,16 @@ def target_name(relative: Path, fmt: str | None) -> Path:
 def check_targets(jobs: list[Job]) -> None:
     """Refuse runs where two photos share an output or an output would overwrite its own photo."""
     owners: dict[Path, Job] = {}
+    # Files, not names: a symlink or hard link to a photo is that photo (safety.same_file).
+    sources = {file_identity(job.source) for job in jobs}
     for job in jobs:
         key = job.target.resolve()
-        if key == job.source.resolve():
+        if same_file(job.target, job.source):
             raise FastStyleError(f"{job.source}: the output would replace this input; choose another --output")
+        if file_identity(job.target) in sources - {None}:
+            raise FastStyleError(f"{job.target}: is also one of the input photos; writing it would destroy that "
+                                 "photo: choose another --output")
+        refuse_non_regular(job.target)
         if key in owners:
             raise FastStyleError(f"{owners[key].source} and {job.source} would both be written to {job.target}; "
                                  "pass their parent folder instead (it keeps sub-folders) or run them separately")
@@ -364,7 +391,7 @@ def check_targets(jobs: list[Job]) -> None:
 
 def stylize_file(stylizer: Stylizer, job: Job, options: Options) -> torch.Tensor:
     """One photo to one file (replacing what is there); every failure is a one-line FastStyleError."""
-    result = stylize_batch(stylizer, [load_photo(job.source, options)], options)[0]
+    result = stylize_batch(stylizer, [load_job(job, options)], options)[0]
     save_result(result, job.target)
     return result
 
@@ -372,6 +399,13 @@ def stylize_file(stylizer: Stylizer, job: Job, options: Options) -> torch.Tensor
 def load_photo(path: Path, options: Options) -> torch.Tensor:
     """Open (EXIF-upright, any depth/mode), resize, tensor: (3|4,H,W) in [0,1]."""
     return prepare_photo(open_image(path, keep_alpha=options.keep_alpha), options.size)
+
+
+def load_job(job: Job, options: Options) -> torch.Tensor:
+    """A job's photo, refused before the network runs when its output format cannot hold that size."""
+    photo = load_photo(job.source, options)
+    check_output_size(job.target, photo.shape[-1], photo.shape[-2])
+    return photo
 
 
 def save_result(result: torch.Tensor, target: Path) -> Path:
@@ -397,7 +431,7 @@ def stylize_folder(stylizer: Stylizer, jobs: list[Job], options: Options) -> Sum
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fast-style-io") as pool:
         saving: deque[tuple[Job, Future]] = deque()
         try:
-            for job, photo in progress(prefetch(pool, lambda job: load_photo(job.source, options), todo,
+            for job, photo in progress(prefetch(pool, lambda job: load_job(job, options), todo,
                                                 depth=2 * options.batch_size),
                                        total=len(todo), desc="stylize", unit="img"):
                 if isinstance(photo, FastStyleError):

@@ -17,23 +17,26 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass, replace
+import typing
+from dataclasses import dataclass, is_dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import nn
 
-from fast_style.checkpoint import save_model
-from fast_style.config import nested, non_negative, positive, to_dict
+from fast_style.checkpoint import read_json, save_model
+from fast_style.config import nested, non_negative, positive, side, to_dict
 from fast_style.data import (DataConfig, PhotoDataset, StepBatchSampler, collate, resize_crop, split_validation,
                              training_paths)
-from fast_style.errors import FastStyleError, naming
+from fast_style.errors import FastStyleError, naming, show
 from fast_style.images import ImageError, load_image
 from fast_style.losses import LossConfig, PerceptualLoss
 from fast_style.precision import autocast, resolve_precision
 from fast_style.runtime import Device, progress, resolve_device, seed_everything
-from fast_style.train_state import TrainState, latest_checkpoint, load_state, save_state
+from fast_style.safety import check_creatable, refuse_non_regular, same_file
+from fast_style.train_state import TrainState, discard, latest_checkpoint, load_state, save_state
 from fast_style.transformer import ModelConfig, TransformerNet
 from fast_style.vgg import describe
 
@@ -43,7 +46,7 @@ class ValidationConfig:
     """Held-out photos scored (and shown in TensorBoard) every ``every`` steps."""
 
     every: int = non_negative(500)  # 0: only at the end
-    size: int = positive(256)
+    size: int = side(256)
 
 
 @dataclass
@@ -51,9 +54,9 @@ class TrainConfig:
     """Everything ``fast-style train`` needs; every key can be overridden as key=value."""
 
     style_image: str | None = None
-    style_size: int = positive(512)  # the painting's longer side in pixels when its Gram targets are taken
+    style_size: int = side(512)  # the painting's longer side in pixels when its Gram targets are taken
     output_dir: str = "runs/style"
-    image_size: int = positive(256)
+    image_size: int = side(256)
     batch_size: int = positive(4)
     steps: int = positive(40000)
     # Stop at the first logged step after this many minutes (0: no limit) and write the model as at
@@ -72,6 +75,7 @@ class TrainConfig:
     checkpoint_every: int = non_negative(1000)
     keep_checkpoints: int = positive(3)
     resume: Literal[True, False, "auto"] = "auto"
+    overwrite: bool = False  # start over in an output_dir that holds another run's model or checkpoints
     log_every: int = positive(50)
     max_bad_steps: int = positive(10)
     model: ModelConfig = nested(ModelConfig)
@@ -175,6 +179,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.bad_steps = 0
         self.stopped_by_time_limit = False
+        self.good_steps = 0  # steps this process applied (a failed run with none leaves nothing behind)
         self.network = self.model
         if self.dist.world > 1:
             self.network = nn.parallel.DistributedDataParallel(
@@ -190,15 +195,45 @@ class Trainer:
         return TrainState(step=self.step, model=self.model, optimizer=self.optimizer, scaler=self.scaler,
                           history=self.history, config=to_dict(self.config), skipped_files=self.skipped_files)
 
+    @cached_property
+    def resume_point(self) -> Path | None:
+        """The checkpoint this run continues from, or None to start from scratch; checked before anything
+        is written, so a refused start leaves the output_dir as it was.
+
+        Refuses to resume a run whose recorded painting, loss, sizes or network differ from this
+        config (the two would be mixed silently), and to start over where an earlier run left a model
+        or checkpoints, unless ``overwrite`` (``resume: false`` with ``overwrite: true`` discards them).
+        """
+        folder = self.output_dir / "checkpoints"
+        check_creatable(self.output_dir, "output_dir")
+        for name in ("model.safetensors", "model.json", "config.yaml"):  # never a FIFO, device or folder
+            refuse_non_regular(self.output_dir / name, "output_dir")
+        found = None if self.config.resume is False else latest_checkpoint(folder)
+        if found is not None:
+            check_same_run(found, to_dict(self.config), self.output_dir)
+            return found
+        if self.config.resume is True:
+            raise FastStyleError(f"resume=true but {folder} holds no intact checkpoint; "
+                                 "use resume=auto or resume=false")
+        earlier = [path for path in (self.output_dir / "model.safetensors", folder) if path.exists()
+                   and (path.is_file() or any(path.glob("step_*")))]
+        if earlier and not self.config.overwrite:
+            raise FastStyleError(f"output_dir={self.output_dir}: holds an earlier run ({earlier[0]}) that this run "
+                                 "would replace; choose another output_dir, or pass overwrite=true to start over")
+        if earlier and self.dist.main:
+            for old in sorted(folder.glob("step_*")):  # or a later resume would mix the two runs
+                discard(old)
+        return None
+
+    def check_output_dir(self) -> Path | None:
+        """Refuse a run that would mix with or replace another (see :attr:`resume_point`); returns the
+        checkpoint it will resume from."""
+        return self.resume_point
+
     def restore(self) -> Path | None:
         """Continue from the newest intact checkpoint when ``resume`` allows it."""
-        if self.config.resume is False:
-            return None
-        found = latest_checkpoint(self.output_dir / "checkpoints")
+        found = self.resume_point
         if found is None:
-            if self.config.resume is True:
-                raise FastStyleError(f"resume=true but {self.output_dir / 'checkpoints'} holds no intact checkpoint; "
-                                     "use resume=auto or resume=false")
             return None
         loaded = load_state(found, self.model, self.optimizer, self.scaler, self.device)
         self.step, self.history, self.skipped_files = loaded.step, loaded.history, loaded.skipped_files
@@ -293,6 +328,7 @@ class Trainer:
         bar = progress(total=self.config.steps, desc="train", unit="step", disable=None if self.dist.main else True)
         bar.update(self.step)
         window: list[torch.Tensor] = []
+        first_step = self.step
         started, images_seen = time.perf_counter(), 0
         last_line = started  # progress lines for logs, where the bar is hidden (stderr not a terminal)
         try:
@@ -302,7 +338,8 @@ class Trainer:
                     if self.dist.main:
                         print(f"fast-style train: warning: skipped {reason}", flush=True)
                     self.skipped_files.append(reason)
-                values = self.train_step(photos)
+                with naming(f"image_size={self.config.image_size}"):  # e.g. too small for the loss network
+                    values = self.train_step(photos)
                 if values is None:
                     self.bad_steps += 1
                     if self.dist.main:
@@ -320,6 +357,7 @@ class Trainer:
                     bar.update(1)
                     continue
                 self.bad_steps = 0
+                self.good_steps += 1
                 self.step += 1
                 images_seen += photos.shape[0] * self.dist.world
                 window.append(values)
@@ -350,6 +388,9 @@ class Trainer:
             bar.close()
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
+        if self.step > first_step and self.good_steps == 0:
+            raise FastStyleError(f"every step of this run ({first_step + 1} to {self.step}) had a non-finite loss, so "
+                                 "the network is untrained; no model written: lower lr or the loss weights")
         return self._finish(writer)
 
     def _time_is_up(self, started: float) -> bool:
@@ -411,7 +452,8 @@ class Trainer:
     def _log_validation(self, writer) -> dict[str, float] | None:
         if not self.dist.main:
             return None
-        result = self.validate()
+        with naming(f"validation.size={self.config.validation.size}"):
+            result = self.validate()
         if result is None:
             return None
         terms, images = result
@@ -426,6 +468,9 @@ class Trainer:
             import torch.distributed as dist
             dist.barrier()
         path = self.output_dir / "model.safetensors"
+        if not all(bool(torch.isfinite(value).all()) for value in self.model.state_dict().values()):
+            raise FastStyleError(f"training diverged: the weights are NaN or infinite after step {self.step}; no "
+                                 f"model written: lower lr (checkpoints: {self.output_dir / 'checkpoints'})")
         if self.dist.main:
             validation = self._log_validation(writer)
             writer.close()
@@ -451,6 +496,47 @@ class Trainer:
             "config": to_dict(config),
             "loss_history": self.history,
         }
+
+
+# What makes two runs the same run: resuming with any of these changed would mix two trainings.
+RUN_IDENTITY = ("style_image", "style_size", "image_size", "model", "loss")
+
+
+def _flatten(data: dict, cls: type, prefix: str = "") -> dict[str, object]:
+    """``{"loss": {"style_weight": 5}}`` -> ``{"loss.style_weight": 5}``, down through the config's own
+    sections only: a mapping value (``loss.style_layers``) stays one value, so an added layer differs."""
+    hints = typing.get_type_hints(cls)
+    flat: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and is_dataclass(hints.get(key)):
+            flat.update(_flatten(value, hints[key], f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def check_same_run(checkpoint: Path, config: dict, output_dir: Path) -> None:
+    """Refuse to resume ``checkpoint`` with a config whose painting, loss, sizes or network differ.
+
+    Keys an older checkpoint does not record are not compared; the painting counts as the same
+    when both paths name one file.
+    """
+    recorded = read_json(checkpoint / "state.json").get("config")
+    if not isinstance(recorded, dict):
+        return
+    then = _flatten({key: recorded[key] for key in RUN_IDENTITY if key in recorded}, TrainConfig)
+    now = _flatten({key: config[key] for key in RUN_IDENTITY if key in config}, TrainConfig)
+    differences = []
+    for key in sorted(set(then) & set(now)):
+        if then[key] == now[key]:
+            continue
+        if key == "style_image" and isinstance(then[key], str) and now[key] and same_file(then[key], now[key]):
+            continue
+        differences.append(f"{key} was {show(then[key])}, now {show(now[key])}")
+    if differences:
+        raise FastStyleError(f"output_dir={output_dir}: its checkpoint {checkpoint.name} is from another run "
+                             f"({'; '.join(differences[:3])}); resuming would mix the two: restore those settings, "
+                             "choose another output_dir, or pass resume=false overwrite=true to start over")
 
 
 _stop_requested = False

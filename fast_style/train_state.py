@@ -96,13 +96,13 @@ def save_state(folder: Path, state: TrainState, keep: int) -> Path:
             os.replace(replaced, final)
         raise
     for old in sorted(folder.glob("step_*"))[:-keep]:
-        _discard(old)
+        discard(old)
     for debris in folder.glob(".step_*"):  # this write's old copy, and temp folders of crashed writes
         shutil.rmtree(debris, ignore_errors=True)
     return final
 
 
-def _discard(checkpoint: Path) -> None:
+def discard(checkpoint: Path) -> None:
     """Delete a checkpoint by renaming it to a hidden name first: a crash mid-way leaves hidden
     debris (removed by the next save), never a damaged ``step_*`` folder."""
     hidden = checkpoint.with_name(f".{checkpoint.name}.{os.getpid()}.old")
@@ -127,9 +127,16 @@ def _fsync_dir(folder: Path) -> None:
 def verify(checkpoint: Path) -> dict:
     """The checkpoint's JSON if every file is present and matches its hash; else CheckpointError."""
     info = read_json(checkpoint / "state.json")
-    if info.get("format") != STATE_FORMAT:
+    if not isinstance(info, dict) or info.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{checkpoint}: not a fast_style training checkpoint")
-    for name, digest in info.get("sha256", {}).items():
+    # state.json is not covered by the hashes it holds: check the types resuming relies on.
+    expected = {"step": int, "history": list, "config": dict, "optimizer": dict, "scaler": dict, "sha256": dict}
+    for key, kind in expected.items():
+        value = info.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            raise CheckpointError(f"{checkpoint / 'state.json'}: '{key}' is missing or not a {kind.__name__}; "
+                                  "missing or damaged")
+    for name, digest in info["sha256"].items():
         path = checkpoint / name
         if not path.is_file() or _sha256(path) != digest:
             raise CheckpointError(f"{path}: missing or damaged (hash mismatch)")

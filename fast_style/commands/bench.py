@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "train_256, optimize_512; unset: all")
     parser.add_argument("--output", metavar="FILE.json",
                         help="also write the JSON here, rewritten after every workload (keeps partial results)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -31,6 +32,10 @@ def main(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise FastStyleError(f"--threads {args.threads}: must be at least 1")
+    if args.output is not None:
+        from fast_style.safety import check_output
+
+        check_output(args.output, overwrite=args.overwrite)
     workloads = [name.strip() for name in args.workloads.split(",") if name.strip()] if args.workloads else None
 
     def save(document: dict) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from fast_style.errors import FastStyleError
+
+
+MAX_LIST_INT = 2**31 - 1  # sizes and step counts; larger ones overflow C sizes deep inside torch
 
 
 def parse_int_list(text: str, flag: str) -> list[int]:
@@ -14,8 +18,8 @@ def parse_int_list(text: str, flag: str) -> list[int]:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise FastStyleError(f"{flag} {text}: expected comma-separated integers, e.g. 256,512") from None
-    if not values or min(values) <= 0:
-        raise FastStyleError(f"{flag} {text}: expected positive integers, e.g. 256,512")
+    if not values or min(values) <= 0 or max(values) > MAX_LIST_INT:
+        raise FastStyleError(f"{flag} {text}: expected positive integers up to {MAX_LIST_INT:,}, e.g. 256,512")
     return values
 
 
@@ -27,6 +31,8 @@ def parse_float_list(text: str, flag: str) -> list[float]:
         raise FastStyleError(f"{flag} {text}: expected comma-separated numbers, e.g. 1,10,100") from None
     if not values:
         raise FastStyleError(f"{flag}: give at least one number")
+    if not all(math.isfinite(value) for value in values):
+        raise FastStyleError(f"{flag} {text}: every number must be finite (not nan or inf)")
     return values
 
 

@@ -22,18 +22,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                         help="what the network and the optimisation run in (auto: bf16 where the hardware has "
                              "native bf16 maths); every image is scored in fp32")
+    parser.add_argument("--overwrite", action="store_true", help="replace the report of an earlier run in --output")
 
 
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fast_style.commands.common import model_name, parse_int_list
-    from fast_style.compare import compare, format_table
+    from fast_style.compare import REPORT_FILES, compare, format_table
+    from fast_style.config import MAX_SIDE
     from fast_style.errors import FastStyleError
+    from fast_style.safety import check_creatable, check_not_empty, check_output_folder
 
-    if args.size <= 0:
-        raise FastStyleError(f"--size {args.size}: must be a positive number of pixels")
-    output = Path(args.output or f"compare_{model_name(args.model)}")
+    if not 0 < args.size <= MAX_SIDE:
+        raise FastStyleError(f"--size {args.size}: must be a positive number of pixels, at most {MAX_SIDE}")
+    check_not_empty(args.output, "--output")
+    output = Path(args.output if args.output is not None else f"compare_{model_name(args.model)}")
+    check_output_folder(output, REPORT_FILES, inputs=[args.style], overwrite=args.overwrite)
+    check_creatable(output)
     report = compare(args.model, args.photos, output, style=args.style,
                      steps=parse_int_list(args.steps, "--steps"), size=args.size, optimizer=args.optimizer,
                      device=args.device, precision=args.precision)

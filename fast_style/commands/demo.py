@@ -22,14 +22,17 @@ def main(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from fast_style.errors import FastStyleError
-    from fast_style.images import save_image
+    from fast_style.images import SAVE_FORMATS, save_image
     from fast_style.models import DEFAULT_MODEL
+    from fast_style.safety import check_output
     from fast_style.stylize import load_stylizer
 
     try:
         import skimage.data
     except ImportError:
         raise FastStyleError("the demo photo comes from scikit-image: `pip install scikit-image`") from None
+    # The demo's own file is replaced on every run; anything else in the way is not.
+    check_output(args.output, overwrite=True, suffixes=SAVE_FORMATS)
     photo = Image.fromarray(getattr(skimage.data, args.photo)())
     name = args.model or DEFAULT_MODEL
     stylizer = load_stylizer(name, device=args.device)

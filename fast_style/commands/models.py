@@ -25,7 +25,13 @@ def main(args: argparse.Namespace) -> int:
         return 0
     print(f"{'name':<18} {'painting':<48} {'steps':>6}  path")
     for name, path in models.items():
-        painting = cards[name].get("painting", {})
+        painting, training = (section(cards[name], key) for key in ("painting", "training"))
         title = f"{painting.get('title', '?')}, {painting.get('artist', '?')} ({painting.get('year', '?')})"
-        print(f"{name:<18} {title[:48]:<48} {cards[name].get('training', {}).get('steps', '?'):>6}  {path}")
+        print(f"{name:<18} {title[:48]:<48} {str(training.get('steps', '?'))[:6]:>6}  {path}")
     return 0
+
+
+def section(card: dict, key: str) -> dict:
+    """A card's sub-mapping, or {} where a damaged card holds something else there."""
+    value = card.get(key)
+    return value if isinstance(value, dict) else {}

@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                         help="auto (default): bf16 where the hardware has native bf16 maths (CPUs with AMX-BF16 or "
                              "AVX512-BF16, CUDA GPUs), else fp32; results are scored in fp32 either way")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT (and OUT.config.yaml) if they exist")
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML config; flags and key=value override it")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loss.style_weight=20")
 
@@ -31,8 +32,9 @@ def main(args: argparse.Namespace) -> int:
     from fast_style.commands.common import parse_int_list, write_resolved_config
     from fast_style.config import load_config
     from fast_style.errors import FastStyleError
-    from fast_style.images import save_image
-    from fast_style.optimize import OptimizeConfig, output_config_path, run
+    from fast_style.images import SAVE_FORMATS, check_longer_side, save_image
+    from fast_style.optimize import OptimizeConfig, level_sizes, output_config_path, run
+    from fast_style.safety import check_not_empty, check_output
 
     values = {"content": args.content, "style": args.style, "output": args.output, "size": args.size,
               "steps": args.steps, "optimizer": args.optimizer, "init": args.init, "device": args.device,
@@ -40,9 +42,15 @@ def main(args: argparse.Namespace) -> int:
               "pyramid": parse_int_list(args.pyramid, "--pyramid") if args.pyramid else None,
               "loss.content_weight": args.content_weight, "loss.style_weight": args.style_weight,
               "loss.tv_weight": args.tv_weight}
+    check_not_empty(args.output, "--output")
     config = load_config(OptimizeConfig, args.config, args.overrides, values)
     if not config.output:
         raise FastStyleError("optimize needs --output OUT.png")
+    # Every output is checked before the (long) optimisation, and none may be an input.
+    inputs = [config.content, config.style, args.config]
+    check_output(config.output, inputs=inputs, overwrite=args.overwrite, suffixes=SAVE_FORMATS)
+    check_output(output_config_path(config.output), inputs=inputs, overwrite=args.overwrite)
+    check_longer_side(config.output, level_sizes(config)[-1])
     result = run(config)
     path = save_image(result.image[0], config.output)
     write_resolved_config(config, output_config_path(path))

@@ -48,15 +48,18 @@ def main(args: argparse.Namespace) -> int:
     import time
 
     from fast_style.images import ImageError
+    from fast_style.safety import check_creatable, check_not_empty
     from fast_style.stylize import (Options, is_single_file, load_stylizer, plan_jobs, stylize_file,
                                     stylize_folder)
 
+    check_not_empty(args.output, "--output")
     options = Options(size=args.size, preserve_color=args.preserve_color, strength=args.strength,
                       tile=args.tile, keep_alpha=args.keep_alpha, batch_size=args.batch_size,
                       overwrite=args.overwrite)
-    output = Path(args.output) if args.output else default_output(args.inputs, args.model, args.format)
+    output = Path(args.output) if args.output is not None else default_output(args.inputs, args.model, args.format)
     jobs = plan_jobs(args.inputs, output, args.format)
     single = is_single_file(args.inputs, output)
+    check_creatable(output.parent if single else output)
     if single and output.exists() and not args.overwrite:
         raise ImageError(f"{output}: already exists; pass --overwrite to replace it")
     stylizer = load_stylizer(args.model, device=args.device, precision=args.precision,

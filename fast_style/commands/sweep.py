@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                         help="auto (default): bf16 where the hardware has native bf16 maths (CPUs with AMX-BF16 or "
                              "AVX512-BF16, CUDA GPUs), else fp32; results are scored in fp32 either way")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier sweep in --output")
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML optimize config; flags and key=value override it")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loss.tv_weight=1")
 
@@ -30,15 +31,20 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fast_style.commands.common import parse_float_list
-    from fast_style.compare import sweep
+    from fast_style.compare import sweep, sweep_files
     from fast_style.config import load_config
     from fast_style.optimize import OptimizeConfig
+    from fast_style.safety import check_creatable, check_output_folder
 
     values = {"content": args.content, "style": args.style, "output": args.output, "size": args.size,
               "steps": args.steps, "optimizer": args.optimizer, "init": args.init, "device": args.device,
               "precision": args.precision}
     config = load_config(OptimizeConfig, args.config, args.overrides, values)
-    report = sweep(config, parse_float_list(args.ratios, "--ratios"), args.output)
+    ratios = parse_float_list(args.ratios, "--ratios")
+    check_output_folder(args.output, sweep_files(ratios), inputs=[config.content, config.style, args.config],
+                        overwrite=args.overwrite)
+    check_creatable(args.output)
+    report = sweep(config, ratios, args.output)
     for frame in report["frames"]:
         print(f"style/content {frame['ratio']:<8g} loss {frame['loss']:.4g} (content {frame['content']:.4g}, "
               f"style {frame['style']:.4g}, tv {frame['tv']:.4g}) in {frame['seconds']:.1f} s")
