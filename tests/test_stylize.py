@@ -463,10 +463,31 @@ def test_stylizing_a_folder_twice_exits_0_and_only_real_failures_exit_1(
     assert "skipped 1 (1 not written)" in captured.out and "3 already exist (use --overwrite)" in captured.out
 
 
-def test_batch_size_writes_the_same_files(model_file: Path, photos: Path, tmp_path: Path) -> None:
-    assert stylize_cli("--model", model_file, photos, "--output", tmp_path / "one") == 0
-    assert stylize_cli("--model", model_file, photos, "--output", tmp_path / "many", "--batch-size", "4") == 0
-    for path in (tmp_path / "one").rglob("*.png"):
+def test_batch_size_writes_the_same_files(model_file: Path, tmp_path: Path, monkeypatch) -> None:
+    """Same-sized photos really form batches (counted), and batching changes no output pixel."""
+    import fast_style.stylize as module
+
+    folder = tmp_path / "same_size"
+    folder.mkdir()
+    for seed in range(5):
+        photo(40, 28, seed).save(folder / f"p{seed}.png")
+    photo(24, 24).save(folder / "odd_one.png")  # a different size ends a batch
+    batch_sizes: list[int] = []
+    real = module.stylize_batch
+
+    def counting(stylizer, photos, options):
+        batch_sizes.append(len(photos))
+        return real(stylizer, photos, options)
+
+    monkeypatch.setattr(module, "stylize_batch", counting)
+    assert stylize_cli("--model", model_file, folder, "--output", tmp_path / "one") == 0
+    assert batch_sizes == [1] * 6
+    batch_sizes.clear()
+    assert stylize_cli("--model", model_file, folder, "--output", tmp_path / "many", "--batch-size", "4") == 0
+    assert max(batch_sizes) == 4 and sum(batch_sizes) == 6, batch_sizes
+    written = sorted((tmp_path / "one").rglob("*.png"))
+    assert len(written) == 6
+    for path in written:
         assert np.array_equal(pixels(path), pixels(tmp_path / "many" / path.relative_to(tmp_path / "one")))
 
 

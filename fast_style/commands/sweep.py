@@ -10,8 +10,9 @@ HELP = "Optimise one photo for a range of style/content weight ratios; write a l
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--content", metavar="PHOTO", help="the photo to stylize")
     parser.add_argument("--style", metavar="PAINTING", help="the painting whose style to take")
-    parser.add_argument("--output", required=True, metavar="DIR",
-                        help="folder for strip.png, sweep.gif, sweep.json and frames/")
+    parser.add_argument("--output", metavar="DIR",
+                        help="folder for strip.png, sweep.gif, sweep.json and frames/ (default: sweep_PHOTO, "
+                             "named after the photo, in the current folder)")
     parser.add_argument("--ratios", default="1,3,10,30,100", metavar="R,R,...",
                         help="style weight / content weight ratios, one frame each")
     parser.add_argument("--size", type=int, help="longer side of the output in pixels (default 512)")
@@ -36,10 +37,12 @@ def main(args: argparse.Namespace) -> int:
     from fast_style.optimize import OptimizeConfig
     from fast_style.safety import check_creatable, check_output_folder
 
-    values = {"content": args.content, "style": args.style, "output": args.output, "size": args.size,
+    values = {"content": args.content, "style": args.style, "size": args.size,
               "steps": args.steps, "optimizer": args.optimizer, "init": args.init, "device": args.device,
               "precision": args.precision}
     config = load_config(OptimizeConfig, args.config, args.overrides, values)
+    if args.output is None and config.content:
+        args.output = f"sweep_{Path(config.content).stem}"
     ratios = parse_float_list(args.ratios, "--ratios")
     check_output_folder(args.output, sweep_files(ratios), inputs=[config.content, config.style, args.config],
                         overwrite=args.overwrite)
