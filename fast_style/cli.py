@@ -61,8 +61,7 @@ def keep_freed_memory() -> bool:
 
     PyTorch's CPU tensors come from malloc, and glibc serves large blocks with fresh mmaps that go
     back to the kernel when freed, so every big activation of every forward pass faults its pages in
-    again. On this project's 2-core VM that made a 512x512 forward pass take 2.0 s instead of 1.4 s
-    (plain network, one thread; 1.1 s instead of 0.9 s for the inference form). With
+    again (a large share of a CPU pass: docs/performance.md). With
     mmap off and trimming raised, freed blocks are reused instead: the process keeps its peak memory
     until it exits, which suits a command-line run. Called first by every ``fast-style`` subcommand;
     library users may call it themselves.

@@ -87,7 +87,7 @@ class RowSplitConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (N, rows*out, H + rows - 1, W), in fp32 before the strided sum: summing a bf16 view with
-        # dtype=float32 gathered it element by element (184 ms against 41 ms at 512x512, one thread).
+        # dtype=float32 gathers it element by element, several times slower (docs/performance.md).
         partial_sums = F.conv2d(x, self.weight).float()
         batch, _, padded_height, width = partial_sums.shape
         height = padded_height - self.rows + 1
@@ -119,8 +119,7 @@ class WinogradConv3x3(nn.Module):
 
 class DtypeAwareReLU(nn.Module):
     """ReLU in place for fp32 and out of place otherwise: PyTorch's CPU in-place ReLU on bf16 takes a
-    slow path (20 ms against 3.7 ms out of place for a 32x512x512 channels_last map, one thread), while
-    in fp32 in place is the cheaper one."""
+    slow path (about 5x the out-of-place one, docs/performance.md), while in fp32 in place is cheaper."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.relu_() if x.dtype == torch.float32 else torch.relu(x)

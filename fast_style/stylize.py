@@ -6,23 +6,18 @@ tiled so that the result equals the untiled one: overlapping windows wider than 
 with every instance norm using statistics gathered over the whole image (see
 :func:`fast_style.tiling.stylize_tiled`).
 
-What is fast (for benchmarks):
+What is fast, and why (figures: docs/performance.md, measured with ``fast-style bench``):
 
 * One forward pass is the whole cost; keep the :class:`Stylizer` and call it repeatedly (loading a
-  model and the first call at a new size, which picks kernels, cost more than a 512 px image).
-* Defaults are the fastest measured for a width-32 network (512x512): fp32, contiguous (NCHW)
-  layout, ``torch.inference_mode``. On 2 CPU threads that is 0.74 s against 0.85 s for plain eager
-  ``no_grad``; ``channels_last`` took 1.08 s, because instance norm copies NHWC input back and forth.
-  On an H100, channels_last and bf16/fp16 were also slower (2048x2048: fp32 36 ms, fp32 NHWC 56 ms,
-  fp16 48 ms): this network is memory-bound. bf16 on CPUs without native bf16 maths is much slower.
+  model and the first call at a new size, which picks kernels, cost more than one image).
+* ``precision="auto"`` runs bf16 where the hardware has native bf16 maths (CPUs with AMX-BF16 or
+  AVX512-BF16, CUDA GPUs) and fp32 elsewhere: emulated bf16 is slower than fp32.
 * On CPU, untiled passes run :func:`~fast_style.inference.inference_network`, an exact rewrite of
   the network (transposed convs for upsample + conv, group norm reading channels_last in place, a
-  row-split final conv, Winograd residual convs): 2.06x faster than the plain network at 512x512 on
-  one thread, 1.7x on two (`fast-style bench`, docs/performance.md).
+  row-split final conv, and in fp32 Winograd residual convs).
 * Batches of same-sized images amortise per-call overhead on GPUs; on CPU a batch of N costs about
   N single images. Time grows with the pixel count, so ``--size`` is the big lever.
-* Tiling (only when an image would not fit) costs 1.2x an untiled pass on an H100 (4000x3000,
-  1024 px tiles) and about 1.5x on CPU, for a third of the peak memory.
+* Tiling happens only when an image would not fit: it costs more time for less peak memory.
 """
 
 from __future__ import annotations
@@ -175,10 +170,8 @@ class Stylizer:
     precision: str = "fp32"
     channels_last: bool = False
     fast: bool = False  # untiled passes run inference_network(model): same outputs, cheaper layers
-    # torch.compile untiled passes (CUDA graphs on CUDA): each new image shape costs a compilation
-    # (6-9 s on an H100 host, tens of seconds on CPU), then, at 512x512 on an H100 with bf16 and
-    # fast=True, 1.6 ms per single image against 5.3 ms plain fp32 eager. For long runs of same-sized
-    # images (--size) on a GPU; not worth it on CPU (1.76x against 1.70x for fast eager).
+    # torch.compile untiled passes (CUDA graphs on CUDA): each new image shape costs a compilation of
+    # seconds, so it pays only for long runs of same-sized images (--size) on a GPU (docs/performance.md).
     compile: bool = False
     precision_reason: str = "asked for"  # why this precision (see fast_style.precision), for reports
 

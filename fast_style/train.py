@@ -185,8 +185,7 @@ class Trainer:
             self.network = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.forward = torch.compile(self.network) if config.compile else self.network
-        # compile covers the loss network too: with both compiled, an H100 trained at 538 images/s
-        # against 388 eager (bf16, channels_last, batch 16 at 256 px; `fast-style bench`).
+        # compile covers the loss network too: on GPUs that is most of a step (docs/performance.md).
         self.compiled_loss = torch.compile(self.loss) if config.compile else None
 
     # ------------------------------------------------------------------ state
