@@ -97,8 +97,8 @@ class AvReader:
         try:
             self.container = av.open(str(path))
         except (av.error.FFmpegError, UnicodeDecodeError) as error:
-            raise VideoError(f"{path}: not a readable video ({_reason(error)}); pass a video file "
-                             "(mp4, mov, mkv, webm, ...) or an animated GIF/WebP") from None
+            raise VideoError(f"{path}: not a readable video ({_reason(error)}): not a video, or truncated or "
+                             "corrupt; pass a video file (mp4, mov, mkv, webm, ...) or an animated GIF/WebP") from None
         if not self.container.streams.video:
             kinds = sorted({stream.type for stream in self.container.streams}) or ["nothing"]
             self.container.close()
@@ -119,7 +119,7 @@ class AvReader:
         except StopIteration:
             raise VideoError(f"{self.path}: the video stream holds no frames; the file is empty or truncated") from None
         except self._av.error.FFmpegError as error:
-            raise VideoError(f"{self.path}: cannot decode the first frame ({_reason(error)}); the file is "
+            raise VideoError(f"{self.path}: cannot decode its frames ({_reason(error)}); the file is "
                              "truncated or corrupt") from None
         self.container.seek(0)
         return int(round(first.rotation)) % 360

@@ -23,12 +23,7 @@ from fast_style.runtime import progress
 from fast_style.stylize import Options, Stylizer, stylize_batch
 from fast_style.video.flicker import FlickerMeter
 from fast_style.video.io import Frame, check_output, open_video, open_writer, output_size
-from fast_style.video.stabilize import Stabilizer
-
-# Measured with scripts/measure_video.py (docs/performance.md, "Video"): on slow pans and zooms 0.8
-# cuts motion-compensated flicker to about 0.3x frame-by-frame with the per-frame perceptual loss
-# no higher; 0.5 leaves about 0.55x.
-DEFAULT_STABILITY = 0.8
+from fast_style.video.stabilize import DEFAULT_STABILITY, Stabilizer
 
 
 @dataclass

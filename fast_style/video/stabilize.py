@@ -24,8 +24,14 @@ from fast_style.errors import FastStyleError
 from fast_style.video import require
 from fast_style.video.flow import FlowEstimator, Motion, warp
 
-# Below this fraction of trusted pixels the frame is taken as a new shot: measured on synthetic cuts
-# between photos, a cut leaves under 20 % trusted, a slow pan or zoom over 85 %.
+# The smallest of 0.4-0.7 that met the bar (flicker <= 0.5x frame-by-frame) on every slow pan and zoom
+# measured by scripts/measure_video.py (wave, 256x192, docs/performance.md "Video"): 0.38-0.47x.
+# It costs texture: the per-frame perceptual loss rose 16-20 % (style up, content and TV down);
+# lower values trade flicker back for it (0.4: 0.57-0.64x flicker, +5-8 % loss).
+DEFAULT_STABILITY = 0.6
+
+# Below this fraction of trusted pixels the frame is taken as a new shot: on synthetic clips
+# (scripts/measure_video.py) a cut between two photos left 0 % trusted, slow pans and zooms 91-99 %.
 CUT_TRUSTED = 0.4
 MASK_SOFTEN = 5  # Gaussian kernel (pixels) that fades the blend weight in at the edges of trusted areas
 

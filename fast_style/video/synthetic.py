@@ -66,13 +66,15 @@ def exact_motions(maps: Sequence[Affine], size: tuple[int, int]) -> list[Motion 
 
 
 def write_clip(path: str | Path, frames: Sequence[np.ndarray], rate: int = 12, *, audio_hz: float | None = None,
-               rotation: int = 0) -> Path:
+               rotation: int = 0, faststart: bool = False) -> Path:
     """Encode frames as an H.264 video (an ``.m4a``-style audio-only file when ``frames`` is empty),
-    with an optional sine tone as AAC audio and an optional display rotation."""
+    with an optional sine tone as AAC audio, an optional display rotation, and optionally the index
+    at the start of the file (``faststart``, as streaming sites write it)."""
     av = require("av")
     path = Path(path)
     sample_rate = 16000
-    with av.open(str(path), "w") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
         video = None
         if frames:
             video = container.add_stream("libx264", rate=rate)
