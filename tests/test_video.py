@@ -128,6 +128,14 @@ def test_odd_sized_clip_keeps_its_size(astronaut: np.ndarray, tmp_path: Path) ->
     assert probe(output)["size"] == (63, 47)
 
 
+def test_size_option_scales_every_frame_keeping_the_aspect(clip: Path, tmp_path: Path) -> None:
+    output = tmp_path / "small.mp4"
+    assert run("--model", "wave", str(clip), "--output", str(output), "--size", "32", "--preserve-color",
+               "--strength", "0.5") == 0
+    result = probe(output)
+    assert result["size"] == (32, 24) and result["frames"] == 8 and result["audio"] == "aac"
+
+
 def test_webm_output_re_encodes_audio_its_container_cannot_hold(clip: Path, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture) -> None:
     output = tmp_path / "out.webm"
@@ -137,18 +145,21 @@ def test_webm_output_re_encodes_audio_its_container_cannot_hold(clip: Path, tmp_
     assert "re-encoded (aac -> libopus)" in capsys.readouterr().out
 
 
-def test_animated_gif_in_and_out_keeps_frames_and_durations(astronaut: np.ndarray, tmp_path: Path) -> None:
+@pytest.mark.parametrize("suffix", [".gif", ".webp"])
+def test_animated_gif_and_webp_in_and_out_keep_frames_and_durations(suffix: str, astronaut: np.ndarray,
+                                                                    tmp_path: Path) -> None:
     frames, _ = pan(astronaut, 5)
     durations = [80, 120, 80, 120, 200]
-    source = tmp_path / "loop.gif"
+    source = tmp_path / f"loop{suffix}"
     images = [Image.fromarray(frame) for frame in frames]
     images[0].save(source, save_all=True, append_images=images[1:], duration=durations, loop=0)
     assert run("--model", "wave", str(source)) == 0
-    with Image.open(tmp_path / "loop_wave.gif") as result:
+    with Image.open(tmp_path / f"loop_wave{suffix}") as result:
         assert result.n_frames == 5 and result.size == SIZE
         kept = []
         for index in range(result.n_frames):
             result.seek(index)
+            result.load()
             kept.append(result.info["duration"])
     assert kept == durations
 

@@ -153,12 +153,19 @@ class AvReader:
         self.container.close()
 
 
+def frame_duration(frame: Image.Image) -> int:
+    """How long an animation frame stays up, in ms (100 where the file does not say, as browsers do).
+    Pillow's WebP reader sets it only once the frame is loaded."""
+    frame.load()
+    return int(frame.info.get("duration") or 100)
+
+
 class AnimationReader:
     """An animated GIF/WebP/PNG through Pillow, each frame with its duration."""
 
     def __init__(self, path: Path, image: Image.Image) -> None:
         self.path, self.image = path, image
-        durations = [frame.info.get("duration") or 100 for frame in ImageSequence.Iterator(image)]
+        durations = [frame_duration(frame) for frame in ImageSequence.Iterator(image)]
         image.seek(0)
         rate = Fraction(1000 * len(durations), sum(durations)).limit_denominator(1001)
         self.info = VideoInfo(image.width, image.height, rate, len(durations), Fraction(1, 1000),
@@ -168,7 +175,7 @@ class AnimationReader:
         pts = 0
         try:
             for frame in ImageSequence.Iterator(self.image):
-                duration = int(frame.info.get("duration") or 100)
+                duration = frame_duration(frame)
                 yield Frame(np.array(frame.convert("RGB")), pts, Fraction(1, 1000), duration)
                 pts += duration
         except (OSError, EOFError, ValueError) as error:
