@@ -92,36 +92,43 @@ class AvReader:
     """A real video through PyAV: frames and audio packets in file order (see :meth:`items`)."""
 
     def __init__(self, path: Path) -> None:
-        av = require("av")
-        self.path, self._av = path, av
-        try:
-            self.container = av.open(str(path))
-        except (av.error.FFmpegError, UnicodeDecodeError) as error:
-            raise VideoError(f"{path}: not a readable video ({_reason(error)}): not a video, or truncated or "
-                             "corrupt; pass a video file (mp4, mov, mkv, webm, ...) or an animated GIF/WebP") from None
-        if not self.container.streams.video:
-            kinds = sorted({stream.type for stream in self.container.streams}) or ["nothing"]
-            self.container.close()
-            raise VideoError(f"{path}: has no video stream (it holds {', '.join(kinds)}); pass a video file")
+        self.path, self._av = path, require("av")
+        self.container = self._open()
+        rotation = self._rotation()
+        # Reopened rather than rewound: seeking back is not possible in every format.
+        self.container = self._open()
         self.video = self.container.streams.video[0]
         self.video.thread_type = "AUTO"  # decode on several threads: free speed for big frames
         audio = self.container.streams.audio[0] if self.container.streams.audio else None
         context = self.video.codec_context
-        rotation = self._rotation()
         width, height = (context.height, context.width) if rotation % 180 else (context.width, context.height)
         self.info = VideoInfo(width, height, self.video.average_rate or self.video.guessed_rate or DEFAULT_RATE,
                               self.video.frames or None, self.video.time_base or Fraction(1, 1000), rotation, audio)
 
-    def _rotation(self) -> int:
-        """The display rotation, read from the first frame (PyAV exposes it on frames)."""
+    def _open(self) -> Any:
+        """The container, refused in one line when it is not a video or has no video stream."""
         try:
-            first = next(self.container.decode(self.video))
+            container = self._av.open(str(self.path))
+        except (self._av.error.FFmpegError, UnicodeDecodeError) as error:
+            raise VideoError(f"{self.path}: not a readable video ({_reason(error)}): not a video, or truncated or "
+                             "corrupt; pass a video file (mp4, mov, mkv, webm, ...) or an animated GIF/WebP") from None
+        if not container.streams.video:
+            kinds = sorted({stream.type for stream in container.streams}) or ["nothing"]
+            container.close()
+            raise VideoError(f"{self.path}: has no video stream (it holds {', '.join(kinds)}); pass a video file")
+        return container
+
+    def _rotation(self) -> int:
+        """The display rotation, read from the first frame (PyAV exposes it on frames, not streams)."""
+        try:
+            first = next(self.container.decode(self.container.streams.video[0]))
         except StopIteration:
             raise VideoError(f"{self.path}: the video stream holds no frames; the file is empty or truncated") from None
         except self._av.error.FFmpegError as error:
             raise VideoError(f"{self.path}: cannot decode its frames ({_reason(error)}); the file is "
                              "truncated or corrupt") from None
-        self.container.seek(0)
+        finally:
+            self.container.close()
         return int(round(first.rotation)) % 360
 
     def items(self) -> Iterator[Frame | Any]:
