@@ -22,7 +22,7 @@ from fast_style.compare import painting_path, trained_loss
 from fast_style.images import load_image
 from fast_style.losses import PerceptualLoss
 from fast_style.stylize import Options, load_stylizer, stylize_batch
-from fast_style.video.flicker import flicker
+from fast_style.video.flicker import FlickerMeter, flicker
 from fast_style.video.stabilize import Stabilizer
 from fast_style.video.synthetic import exact_motions, pan_maps, render, zoom_maps
 
@@ -50,12 +50,15 @@ def main() -> None:
     parser.add_argument("--photos", default="/work/shared/data/eval/kodak24")
     parser.add_argument("--size", default="256x192")
     parser.add_argument("--frames", type=int, default=24)
-    parser.add_argument("--stability", default="0.3,0.5,0.7,0.8,0.9")
+    parser.add_argument("--stability", default="0.4,0.5,0.6,0.7,0@2,0.3@2,0@3,0.3@3",
+                        help="settings to measure: STABILITY or STABILITY@HOLD")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--clips", default="pan_3px,pan_1.3px_diagonal,zoom_1%,cut")
     args = parser.parse_args()
     size = tuple(int(side) for side in args.size.split("x"))
-    stabilities = [float(value) for value in args.stability.split(",")]
+    # "0.6" blends every frame; "0@3" holds the carried texture and renews it every 3rd frame.
+    settings = [(float(value.partition("@")[0]), int(value.partition("@")[2] or 1))
+                for value in args.stability.split(",")]
     files = sorted(Path(args.photos).glob("*.png"))[:4]
     photos = [load_image(path).permute(1, 2, 0).mul(255).round().byte().numpy() for path in files]
     stylizer = load_stylizer(args.model, device="cpu", precision=args.precision)
@@ -84,12 +87,15 @@ def main() -> None:
         base = flicker(styled, motions)
         entry = {"input_flicker": flicker(inputs, motions), "frame_by_frame_flicker": base,
                  "frame_by_frame_loss": score(frames, styled), "stabilised": {}}
-        for stability in stabilities:
-            stabilizer = Stabilizer(stability)
+        for stability, hold in settings:
+            stabilizer = Stabilizer(stability, hold=hold)
             steps = [stabilizer(frame, out) for frame, out in zip(frames, styled)]
             outputs = [step.output for step in steps]
-            value = flicker(outputs, motions)
-            row = {"flicker": value, "ratio": value / base,
+            meter = FlickerMeter()
+            for output, motion in zip(outputs, motions):
+                meter.add(output, motion)
+            value = meter.value
+            row = {"flicker": value, "ratio": value / base, "worst_pair_ratio": meter.worst / base,
                    "loss_change": change(score(frames, outputs), entry["frame_by_frame_loss"]),
                    "cuts_detected": [i for i, step in enumerate(steps) if step.cut and i > 0],
                    "trusted_min": min(step.motion.trusted for step in steps if step.motion is not None),
@@ -101,7 +107,7 @@ def main() -> None:
                     float(np.abs(outputs[i] - styled[i]).mean() * 255) for i in range(half, half + 4)]
                 row["before_cut_mean_abs_vs_frame_by_frame"] = [
                     float(np.abs(outputs[i] - styled[i]).mean() * 255) for i in range(half - 3, half)]
-            entry["stabilised"][str(stability)] = row
+            entry["stabilised"][f"{stability}@{hold}"] = row
         report["clips"][name] = entry
         print(json.dumps({name: entry}), flush=True)
     print(json.dumps(report, indent=2))

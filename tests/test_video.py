@@ -229,6 +229,30 @@ def test_a_hard_cut_resets_at_once_with_no_ghost(astronaut: np.ndarray, wave: St
     assert after <= 1.5 * settled
 
 
+def detail(images: list[np.ndarray]) -> float:
+    """Mean |Laplacian|: how much fine texture the frames have (averaging textures lowers it)."""
+    import cv2
+
+    return float(np.mean([np.abs(cv2.Laplacian(image, cv2.CV_32F)).mean() for image in images]))
+
+
+def test_hold_renews_texture_every_nth_frame_and_keeps_it_sharp(astronaut: np.ndarray, wave: Stylizer) -> None:
+    frames, motions = pan(astronaut, 10)
+    styled = stylize_frames(wave, frames)
+    held = Stabilizer(0.0, hold=3)
+    steps = [held(frame, result) for frame, result in zip(frames, styled)]
+    for index in (0, 3, 6, 9):  # renewed: with stability 0, exactly the frame's own stylization
+        np.testing.assert_array_equal(steps[index].output, styled[index])
+    assert all(not np.array_equal(steps[index].output, styled[index]) for index in (1, 2, 4, 5))
+    outputs = [step.output for step in steps]
+    blender = Stabilizer(DEFAULT_STABILITY)
+    blended = [blender(frame, result).output for frame, result in zip(frames, styled)]
+    plain_detail = detail(styled)
+    assert detail(outputs) >= 0.95 * plain_detail  # carried, not averaged: as sharp as frame by frame
+    assert detail(blended) <= 0.8 * plain_detail  # blending every frame softens the strokes
+    assert flicker(outputs, motions) <= 0.65 * flicker(styled, motions)
+
+
 # ----------------------------------------------------------------------------- streaming
 
 

@@ -17,13 +17,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", metavar="OUT",
                         help="the output clip; its suffix picks the format (.mp4 .m4v .mov .mkv .webm .gif "
                              ".webp). Default: IN_MODEL.EXT beside the input (mp4 where IN's format cannot be written)")
-    from fast_style.video.stabilize import DEFAULT_STABILITY
+    from fast_style.video.stabilize import DEFAULT_HOLD, DEFAULT_STABILITY
 
     parser.add_argument("--stability", type=float, default=DEFAULT_STABILITY, metavar="X",
                         help="0 = frame by frame; below 1 = blend that much of the previous output, carried along "
                              "the optical flow where it is trustworthy (reset at scene cuts). The default was measured "
                              "to cut flicker to 0.38-0.47x on slow pans; it softens texture (perceptual loss +16-20 %%), "
                              "lower values keep more of it")
+    parser.add_argument("--hold", type=int, default=DEFAULT_HOLD, metavar="N",
+                        help="carry the stylized texture along the flow unblended for N-1 frames and renew it "
+                             "(blending with --stability) every Nth frame, like animation on twos/threes: "
+                             "sharper strokes than blending every frame, renewed N times less often")
     parser.add_argument("--report", action="store_true",
                         help="print a JSON line with the flicker (motion-compensated difference between frames) "
                              "of the output and of frame-by-frame stylization, and the speed")
@@ -49,10 +53,10 @@ def main(args: argparse.Namespace) -> int:
     from fast_style.stylize import Options, load_stylizer
     from fast_style.video import require
     from fast_style.video.pipeline import stylize_video
-    from fast_style.video.stabilize import check_stability
+    from fast_style.video.stabilize import check_hold, check_stability
 
     require("av"), require("cv2")
-    stability = check_stability(args.stability)
+    stability, hold = check_stability(args.stability), check_hold(args.hold)
     options = Options(size=args.size, preserve_color=args.preserve_color, strength=args.strength,
                       batch_size=args.batch_size, overwrite=args.overwrite)
     source = Path(args.input)
@@ -65,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
                                  "drop --style and pick the style with --model")
         extra["style"] = args.style
     stylizer = load_stylizer(args.model, device=args.device, precision=args.precision, **extra)
-    summary = stylize_video(stylizer, source, output, options, stability=stability, measure=args.report)
+    summary = stylize_video(stylizer, source, output, options, stability=stability, hold=hold, measure=args.report)
     width, height = summary.size
     print(f"wrote {output} ({summary.frames} frames, {width}x{height}, {summary.rate:g} fps, audio {summary.audio}) "
           f"in {summary.seconds:.1f} s ({summary.frames / max(summary.seconds, 1e-9):.2f} frames/s)")

@@ -49,6 +49,11 @@ class FlickerMeter:
         """Mean warping error in levels of 255 (NaN before two linked frames)."""
         return float(np.mean(self.errors)) if self.errors else float("nan")
 
+    @property
+    def worst(self) -> float:
+        """The largest warping error of any pair: where a mean hides periodic jumps (``--hold``)."""
+        return float(np.max(self.errors)) if self.errors else float("nan")
+
 
 def flicker(frames: list[np.ndarray], motions: list[Motion | None]) -> float:
     """Flicker of a whole clip held in memory; ``motions[i]`` links frame i to frame i-1."""

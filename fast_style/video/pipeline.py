@@ -23,7 +23,7 @@ from fast_style.runtime import progress
 from fast_style.stylize import Options, Stylizer, stylize_batch
 from fast_style.video.flicker import FlickerMeter
 from fast_style.video.io import Frame, check_output, open_video, open_writer, output_size
-from fast_style.video.stabilize import DEFAULT_STABILITY, Stabilizer
+from fast_style.video.stabilize import DEFAULT_HOLD, DEFAULT_STABILITY, Stabilizer
 
 
 @dataclass
@@ -46,6 +46,8 @@ class VideoSummary:
         return {"frames": self.frames, "size": list(self.size), "fps": round(self.rate, 3), "audio": self.audio,
                 "scene_cuts": self.cuts, "flicker": {"output": round(stable, 3), "frame_by_frame": round(plain, 3),
                                                      "ratio": round(stable / plain, 3) if plain > 0 else None,
+                                                     "output_worst_pair": round(self.stabilised.worst, 3),
+                                                     "frame_by_frame_worst_pair": round(self.frame_by_frame.worst, 3),
                                                      "motion": "DIS optical flow of the input",
                                                      "unit": "mean |difference| in levels of 255"},
                 "seconds": round(self.seconds, 2), "frames_per_second": round(self.frames / self.seconds, 2)
@@ -69,10 +71,11 @@ class FrameStylizer:
     """Stylizes batches of frames and stabilises them in order; keeps the flicker meters."""
 
     def __init__(self, stylizer: Stylizer, options: Options, stability: float, measure: bool,
-                 summary: VideoSummary) -> None:
+                 summary: VideoSummary, hold: int = DEFAULT_HOLD) -> None:
         self.stylizer, self.options, self.summary = stylizer, options, summary
         # Without stabilisation and without a report, no flow is computed at all.
-        self.stabilizer = Stabilizer(stability) if stability > 0 or measure else None
+        stabilised = stability > 0 or hold > 1
+        self.stabilizer = Stabilizer(stability, hold=hold) if stabilised or measure else None
         self.measure = measure
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
@@ -111,9 +114,11 @@ def stylized_items(items: Iterable[Frame | Any], stylize: FrameStylizer, size: t
 
 
 def stylize_video(stylizer: Stylizer, source: str | Path, target: str | Path, options: Options, *,
-                  stability: float = DEFAULT_STABILITY, measure: bool = False) -> VideoSummary:
+                  stability: float = DEFAULT_STABILITY, hold: int = DEFAULT_HOLD,
+                  measure: bool = False) -> VideoSummary:
     """Stylize the clip ``source`` into ``target`` (format from its suffix), keeping frame count,
-    timing, orientation and audio; ``measure`` fills the flicker meters of the summary."""
+    timing, orientation and audio; ``stability`` and ``hold`` as in :class:`Stabilizer`; ``measure``
+    fills the flicker meters of the summary."""
     source, target = Path(source), Path(target)
     check_output(source, target, overwrite=options.overwrite)
     summary = VideoSummary()
@@ -123,7 +128,7 @@ def stylize_video(stylizer: Stylizer, source: str | Path, target: str | Path, op
         info = reader.info
         size = output_size(info, options.size)
         summary.size, summary.rate = size, float(info.rate)
-        stylize = FrameStylizer(stylizer, options, stability, measure, summary)
+        stylize = FrameStylizer(stylizer, options, stability, measure, summary, hold)
         with atomic_output(target) as temp:
             writer = open_writer(temp, target.suffix.lower(), info, size)
             summary.audio = writer.audio_mode

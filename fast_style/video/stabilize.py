@@ -29,6 +29,7 @@ from fast_style.video.flow import FlowEstimator, Motion, warp
 # It costs texture: the per-frame perceptual loss rose 16-20 % (style up, content and TV down);
 # lower values trade flicker back for it (0.4: 0.57-0.64x flicker, +5-8 % loss).
 DEFAULT_STABILITY = 0.6
+DEFAULT_HOLD = 1
 
 # Below this fraction of trusted pixels the frame is taken as a new shot: on synthetic clips
 # (scripts/measure_video.py) a cut between two photos left 0 % trusted, slow pans and zooms 91-99 %.
@@ -51,6 +52,12 @@ def soften(mask: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(weights, (MASK_SOFTEN, MASK_SOFTEN), 0) * weights
 
 
+def check_hold(hold: int) -> int:
+    if hold < 1:
+        raise FastStyleError(f"--hold {hold}: must be at least 1 (1: blend every frame)")
+    return hold
+
+
 @dataclass
 class Step:
     """What stabilising one frame did: the output, the motion used (None for a first frame or a
@@ -64,14 +71,21 @@ class Step:
 class Stabilizer:
     """Feed it input frames and their stylizations in order; it returns the stabilised outputs.
 
+    ``hold`` > 1 keeps the carried texture unblended (weight 1 where trusted) for ``hold - 1`` frames
+    and blends with ``stability`` only on every ``hold``-th frame, like animation "on twos/threes"
+    but with the strokes following the motion: the texture is renewed at 24/hold Hz instead of
+    being averaged, so it stays as sharp as a single stylization.
+
     Holds only the previous input and output frame, so memory does not depend on the clip's length.
     """
 
-    def __init__(self, stability: float, flow: FlowEstimator | None = None) -> None:
+    def __init__(self, stability: float, flow: FlowEstimator | None = None, hold: int = 1) -> None:
         self.stability = check_stability(stability)
+        self.hold = check_hold(hold)
         self.flow = flow or FlowEstimator()
         self._previous_input: np.ndarray | None = None
         self._previous_output: np.ndarray | None = None
+        self._since_refresh = 0
 
     def __call__(self, frame: np.ndarray, stylized: np.ndarray) -> Step:
         """``frame``: the input, (H, W, 3) uint8; ``stylized``: its frame-by-frame stylization,
@@ -81,10 +95,13 @@ class Stabilizer:
         if not cut:
             motion = self.flow.motion(self._previous_input, frame)
             cut = motion.trusted < CUT_TRUSTED
-            if cut:
-                motion = None
-            elif self.stability > 0:
-                weight = (self.stability * soften(motion.valid))[..., None]
+        if cut:
+            motion, self._since_refresh = None, 0
+        else:
+            self._since_refresh = (self._since_refresh + 1) % self.hold
+            strength = 1.0 if self._since_refresh else self.stability
+            if strength > 0:
+                weight = (strength * soften(motion.valid))[..., None]
                 carried = warp(self._previous_output, motion.back, sharp=True)
                 output = np.clip(stylized + weight * (carried - stylized), 0.0, 1.0)
         self._previous_input, self._previous_output = frame, output
