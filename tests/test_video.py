@@ -25,7 +25,7 @@ from fast_style.video import pipeline  # noqa: E402
 from fast_style.video.flicker import flicker  # noqa: E402
 from fast_style.video.io import Frame  # noqa: E402
 from fast_style.video.pipeline import FrameStylizer, VideoSummary, stylized_items  # noqa: E402
-from fast_style.video.stabilize import DEFAULT_STABILITY, Stabilizer  # noqa: E402
+from fast_style.video.stabilize import DEFAULT_HOLD, DEFAULT_STABILITY, Stabilizer  # noqa: E402
 from fast_style.video.synthetic import exact_motions, pan_maps, render, write_clip  # noqa: E402
 
 SIZE = (64, 48)
@@ -99,7 +99,7 @@ def test_default_output_goes_beside_the_input_and_is_never_overwritten(clip: Pat
                                                                         capsys: pytest.CaptureFixture) -> None:
     source = tmp_path / "holiday.mp4"
     source.write_bytes(clip.read_bytes())
-    assert run("--model", "wave", str(source), "--stability", "0") == 0
+    assert run("--model", "wave", str(source), "--hold", "1", "--stability", "0") == 0
     written = tmp_path / "holiday_wave.mp4"
     assert probe(written)["frames"] == 8
     before = written.read_bytes()
@@ -139,7 +139,7 @@ def test_size_option_scales_every_frame_keeping_the_aspect(clip: Path, tmp_path:
 def test_webm_output_re_encodes_audio_its_container_cannot_hold(clip: Path, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture) -> None:
     output = tmp_path / "out.webm"
-    assert run("--model", "wave", str(clip), "--output", str(output), "--stability", "0") == 0
+    assert run("--model", "wave", str(clip), "--output", str(output), "--hold", "1", "--stability", "0") == 0
     result = probe(output)
     assert result["frames"] == 8 and result["audio"] == "opus"
     assert "re-encoded (aac -> libopus)" in capsys.readouterr().out
@@ -208,25 +208,28 @@ def test_stabilised_pan_flickers_at_most_half_as_much_as_frame_by_frame(astronau
                                                                          wave: Stylizer) -> None:
     frames, motions = pan(astronaut, 10)
     styled = stylize_frames(wave, frames)
-    stabilizer = Stabilizer(DEFAULT_STABILITY)
+    stabilizer = Stabilizer()  # the defaults: --stability 0.15 --hold 4
     outputs = [stabilizer(frame, result).output for frame, result in zip(frames, styled)]
     ratio = flicker(outputs, motions) / flicker(styled, motions)
     assert ratio <= 0.5
 
 
-def test_a_hard_cut_resets_at_once_with_no_ghost(astronaut: np.ndarray, wave: Stylizer) -> None:
+@pytest.mark.parametrize("stability, hold", [(DEFAULT_STABILITY, DEFAULT_HOLD), (0.6, 1), (0.3, 3)])
+def test_a_hard_cut_resets_at_once_with_no_ghost(stability: float, hold: int, astronaut: np.ndarray,
+                                                 wave: Stylizer) -> None:
     first, _ = pan(astronaut, 5)
     second, _ = pan(skimage_data.chelsea(), 5, start=(150.0, 80.0), seed=1)
     frames = first + second
     styled = stylize_frames(wave, frames)
-    stabilizer = Stabilizer(DEFAULT_STABILITY)
+    stabilizer = Stabilizer(stability, hold=hold)
     steps = [stabilizer(frame, result) for frame, result in zip(frames, styled)]
     assert [index for index, step in enumerate(steps) if step.cut] == [0, 5]
     np.testing.assert_array_equal(steps[5].output, styled[5])  # the new shot starts from its own stylization
     # Afterwards the output stays as close to frame-by-frame as it was in the first shot.
-    settled = max(float(np.abs(steps[i].output - styled[i]).mean()) for i in (3, 4))
-    after = max(float(np.abs(steps[i].output - styled[i]).mean()) for i in (6, 7))
-    assert after <= 1.5 * settled
+    def distance(index: int) -> float:
+        return float(np.abs(steps[index].output - styled[index]).mean())
+
+    assert max(map(distance, range(6, 10))) <= 1.5 * max(map(distance, range(1, 5)))
 
 
 def detail(images: list[np.ndarray]) -> float:
@@ -245,7 +248,7 @@ def test_hold_renews_texture_every_nth_frame_and_keeps_it_sharp(astronaut: np.nd
         np.testing.assert_array_equal(steps[index].output, styled[index])
     assert all(not np.array_equal(steps[index].output, styled[index]) for index in (1, 2, 4, 5))
     outputs = [step.output for step in steps]
-    blender = Stabilizer(DEFAULT_STABILITY)
+    blender = Stabilizer(0.6, hold=1)
     blended = [blender(frame, result).output for frame, result in zip(frames, styled)]
     plain_detail = detail(styled)
     assert detail(outputs) >= 0.95 * plain_detail  # carried, not averaged: as sharp as frame by frame

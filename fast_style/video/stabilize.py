@@ -1,17 +1,21 @@
-"""Temporal stability at inference, for any model: blend the previous output, carried along the motion.
+"""Temporal stability at inference, for any model: carry the previous output along the motion.
 
-Measured on a slow synthetic pan (issue 19): the flicker of frame-by-frame stylization is not in the
-instance norms' statistics but in the network's sensitivity to noise and to sub-stride motion, so
-it cannot be fixed inside the network at inference. Instead each new stylization ``S_t`` is blended
-with the previous *output* warped onto the current frame::
+Measured on slow synthetic pans (issue 19, docs/performance.md): the flicker of frame-by-frame
+stylization is not in the instance norms' statistics nor in the input's noise, but in the network
+painting different strokes whenever content moves by anything but a multiple of its stride of 4, so
+it cannot be fixed inside the network at inference. Instead the previous *output* is warped onto
+the current frame and mixed with the new stylization ``S_t``::
 
-    O_t = S_t + stability * m * (warp(O_{t-1}) - S_t)
+    O_t = S_t + w * m * (warp(O_{t-1}) - S_t)
 
-where ``m`` is the trust mask of the input's flow (softened at its edges so no seam shows). Because
-``O_{t-1}`` already holds the history, this is an exponential moving average along motion
-trajectories. Where the flow is not trusted (occlusions, new content) ``O_t = S_t``; at a scene cut
-(few trusted pixels) the history is dropped, so the first frame of a new shot is exactly its
-frame-by-frame stylization and no ghost of the previous shot remains.
+where ``m`` is the trust mask of the input's flow (softened at its edges so no seam shows). With
+``hold`` 1, ``w = stability`` on every frame: an exponential moving average along the motion, which
+also averages differing strokes into softer ones. With ``hold`` N, ``w = 1`` (the carried texture,
+unblended) on N-1 frames out of N and ``w = stability`` on the N-th, when the texture is renewed:
+the strokes follow the motion and stay as sharp as one stylization, renewed N times less often.
+Where the flow is not trusted (occlusions, new content) ``O_t = S_t``; at a scene cut (few trusted
+pixels) the history is dropped, so the first frame of a new shot is exactly its frame-by-frame
+stylization and no ghost of the previous shot remains.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from fast_style.errors import FastStyleError
 from fast_style.video import require
 from fast_style.video.flow import FlowEstimator, Motion, warp
 
-# The smallest of 0.4-0.7 that met the bar (flicker <= 0.5x frame-by-frame) on every slow pan and zoom
-# measured by scripts/measure_video.py (wave, 256x192, docs/performance.md "Video"): 0.38-0.47x.
-# It costs texture: the per-frame perceptual loss rose 16-20 % (style up, content and TV down);
-# lower values trade flicker back for it (0.4: 0.57-0.64x flicker, +5-8 % loss).
-DEFAULT_STABILITY = 0.6
-DEFAULT_HOLD = 1
+# Measured with scripts/measure_video.py (wave, 256x192, docs/performance.md "Video"). Blending every
+# frame (hold 1) needed stability 0.6 to bring flicker to <= 0.5x frame-by-frame on every slow pan and
+# zoom, and that softened the strokes: per-frame perceptual loss +16-20 %. Carrying the texture
+# unblended and renewing it every 4th frame with 15 % of the carried one blended in gave the same
+# bar (0.45x on a sub-pixel diagonal pan, 0.49x on a zoom) at +2.8 % and +4.0 %.
+DEFAULT_STABILITY = 0.15
+DEFAULT_HOLD = 4
 
 # Below this fraction of trusted pixels the frame is taken as a new shot: on synthetic clips
 # (scripts/measure_video.py) a cut between two photos left 0 % trusted, slow pans and zooms 91-99 %.
@@ -71,15 +76,12 @@ class Step:
 class Stabilizer:
     """Feed it input frames and their stylizations in order; it returns the stabilised outputs.
 
-    ``hold`` > 1 keeps the carried texture unblended (weight 1 where trusted) for ``hold - 1`` frames
-    and blends with ``stability`` only on every ``hold``-th frame, like animation "on twos/threes"
-    but with the strokes following the motion: the texture is renewed at 24/hold Hz instead of
-    being averaged, so it stays as sharp as a single stylization.
-
-    Holds only the previous input and output frame, so memory does not depend on the clip's length.
+    ``hold`` > 1 is like animation drawn "on twos/threes", but with the strokes following the motion
+    (see the module docstring). Holds only the previous input and output frame, so memory does not depend on the clip's length.
     """
 
-    def __init__(self, stability: float, flow: FlowEstimator | None = None, hold: int = 1) -> None:
+    def __init__(self, stability: float = DEFAULT_STABILITY, hold: int = DEFAULT_HOLD,
+                 flow: FlowEstimator | None = None) -> None:
         self.stability = check_stability(stability)
         self.hold = check_hold(hold)
         self.flow = flow or FlowEstimator()
