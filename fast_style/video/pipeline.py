@@ -41,17 +41,22 @@ class VideoSummary:
 
     def report(self) -> dict[str, Any]:
         """The ``--report`` document: flicker (motion-compensated, along the input's DIS flow) of the
-        output and of plain frame-by-frame stylization, their ratio, and the run's speed."""
+        output and of plain frame-by-frame stylization, their ratio, and the run's speed. Values that
+        need two linked frames are null for shorter clips."""
         stable, plain = self.stabilised.value, self.frame_by_frame.value
-        return {"frames": self.frames, "size": list(self.size), "fps": round(self.rate, 3), "audio": self.audio,
-                "scene_cuts": self.cuts, "flicker": {"output": round(stable, 3), "frame_by_frame": round(plain, 3),
-                                                     "ratio": round(stable / plain, 3) if plain > 0 else None,
-                                                     "output_worst_pair": round(self.stabilised.worst, 3),
-                                                     "frame_by_frame_worst_pair": round(self.frame_by_frame.worst, 3),
-                                                     "motion": "DIS optical flow of the input",
-                                                     "unit": "mean |difference| in levels of 255"},
-                "seconds": round(self.seconds, 2), "frames_per_second": round(self.frames / self.seconds, 2)
-                if self.seconds > 0 else None}
+        flicker = {"output": stable, "frame_by_frame": plain, "ratio": stable / plain if plain > 0 else None,
+                   "output_worst_pair": self.stabilised.worst, "frame_by_frame_worst_pair": self.frame_by_frame.worst}
+        return {"frames": self.frames, "size": list(self.size), "fps": rounded(self.rate), "audio": self.audio,
+                "scene_cuts": self.cuts,
+                "flicker": {**{key: rounded(value) for key, value in flicker.items()},
+                            "motion": "DIS optical flow of the input", "unit": "mean |difference| in levels of 255"},
+                "seconds": rounded(self.seconds),
+                "frames_per_second": rounded(self.frames / self.seconds) if self.seconds > 0 else None}
+
+
+def rounded(value: float | None) -> float | None:
+    """3 decimals for the report; NaN (nothing measured) as null, so the report stays valid JSON."""
+    return None if value is None or np.isnan(value) else round(float(value), 3)
 
 
 def resized(frame: Frame, size: tuple[int, int]) -> Frame:
