@@ -177,6 +177,22 @@ def test_report_prints_the_flicker_of_output_and_frame_by_frame(clip: Path, tmp_
                                                     abs=2e-3)
 
 
+@pytest.mark.parametrize("option, value", [("--stability", "1"), ("--stability", "-0.1"), ("--hold", "0"),
+                                           ("--batch-size", "0"), ("--output", "out.avi")])
+def test_impossible_options_are_one_line_exit_2_and_no_output(option: str, value: str, clip: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    arguments = ["--model", "wave", str(clip), option, value]
+    if option != "--output":
+        arguments += ["--output", "out.mp4"]
+    assert run(*arguments) == 2
+    error = capsys.readouterr().err.strip()
+    named = value if option == "--output" else f"{option} {value}"
+    assert error.startswith("fast-style video: error:") and named in error and len(error.splitlines()) == 1
+    assert files_in(tmp_path) == []
+
+
 def test_style_option_is_refused_in_one_line_until_a_model_takes_it(clip: Path, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture) -> None:
     import inspect

@@ -58,6 +58,7 @@ def soften(mask: np.ndarray) -> np.ndarray:
 
 
 def check_hold(hold: int) -> int:
+    """Renew the texture every ``hold`` frames: 1 is every frame, 0 or less would never start."""
     if hold < 1:
         raise FastStyleError(f"--hold {hold}: must be at least 1 (1: blend every frame)")
     return hold
@@ -77,7 +78,8 @@ class Stabilizer:
     """Feed it input frames and their stylizations in order; it returns the stabilised outputs.
 
     ``hold`` > 1 is like animation drawn "on twos/threes", but with the strokes following the motion
-    (see the module docstring). Holds only the previous input and output frame, so memory does not depend on the clip's length.
+    (see the module docstring). Holds only the previous input and output frame, so memory does not
+    depend on the clip's length.
     """
 
     def __init__(self, stability: float = DEFAULT_STABILITY, hold: int = DEFAULT_HOLD,
