@@ -52,15 +52,18 @@ def main(args: argparse.Namespace) -> int:
     from fast_style.errors import FastStyleError
     from fast_style.stylize import Options, load_stylizer
     from fast_style.video import require
+    from fast_style.video.io import check_output
     from fast_style.video.pipeline import stylize_video
     from fast_style.video.stabilize import check_hold, check_stability
 
-    require("av"), require("cv2")
+    require("av")
+    require("cv2")
     stability, hold = check_stability(args.stability), check_hold(args.hold)
     options = Options(size=args.size, preserve_color=args.preserve_color, strength=args.strength,
                       batch_size=args.batch_size, overwrite=args.overwrite)
     source = Path(args.input)
     output = Path(args.output) if args.output else default_output(source, args.model)
+    check_output(source, output, overwrite=args.overwrite)  # before the model loads: fail fast
     extra = {}
     if args.style is not None:
         # A thin hook for multi-style/arbitrary-style models: passed on only where the loader takes it.

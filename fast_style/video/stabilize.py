@@ -43,9 +43,9 @@ MASK_SOFTEN = 5  # Gaussian kernel (pixels) that fades the blend weight in at th
 
 
 def check_stability(stability: float) -> float:
-    """0 turns stabilisation off; 1 would freeze texture forever, so stay below it."""
+    """The share of the carried output blended into renewed frames: 1 would freeze texture forever."""
     if not 0.0 <= stability < 1.0:
-        raise FastStyleError(f"--stability {stability}: must be at least 0 (off) and below 1 "
+        raise FastStyleError(f"--stability {stability}: must be at least 0 and below 1 "
                              "(1 would never let new texture in)")
     return stability
 
