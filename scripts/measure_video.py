@@ -1,12 +1,14 @@
 """Measure temporal stabilisation on synthetic clips with exact motion (issue 19's bar).
 
-For each clip (slow pans, a zoom, a hard cut between two photos) and each ``--stability``: the
-motion-compensated flicker (exact motion) of the input, of frame-by-frame stylization and of the
-stabilised output, their ratio, the mean per-frame perceptual loss (the model's own training loss
-against its painting) relative to frame-by-frame, and, after the cut, how far the stabilised frames
-are from frame-by-frame. Prints one JSON document.
+For each clip (slow pans, a zoom, a hard cut between two photos) and each setting
+(``STABILITY@HOLD``, as ``--stability``/``--hold`` of ``fast-style video``): the motion-compensated
+flicker (exact motion) of the input, of frame-by-frame stylization and of the stabilised output,
+their ratio (mean and worst pair), the mean per-frame perceptual loss terms (the model's own
+training loss against its painting) relative to frame-by-frame, and, around the cut, how far the
+stabilised frames are from frame-by-frame. Prints a JSON line per clip, then one JSON document.
 
-    python3 scripts/measure_video.py --model wave --photos /work/shared/data/eval/kodak24 --size 256x192
+    python3 scripts/measure_video.py --model wave --photos /work/shared/data/eval/kodak24 \
+        --size 256x192 --frames 24 --stability 0.6@1,0.15@4
 """
 
 from __future__ import annotations
