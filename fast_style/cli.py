@@ -16,7 +16,7 @@ import warnings
 
 from fast_style.errors import FastStyleError, one_line
 
-COMMANDS = ["optimize", "train", "stylize", "export", "compare", "sweep", "bench", "demo", "models"]
+COMMANDS = ["optimize", "train", "stylize", "video", "export", "compare", "sweep", "bench", "demo", "models"]
 
 
 class DefaultsOnceFormatter(argparse.HelpFormatter):
