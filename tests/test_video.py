@@ -107,7 +107,7 @@ def test_default_output_goes_beside_the_input_and_is_never_overwritten(clip: Pat
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     assert written.read_bytes() == before
     assert run("--model", "wave", str(source), "--output", str(source), "--overwrite") == 2
-    assert "is the input" in capsys.readouterr().err
+    assert "is also an input" in capsys.readouterr().err
     assert source.read_bytes() == clip.read_bytes()
 
 

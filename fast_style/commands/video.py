@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=1, metavar="N",
                         help="stylize N frames at once (helps on GPUs; memory grows with N, not with the clip)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                        help="fp16 needs a CUDA GPU; bf16 is faster on CPUs with native bf16 (AMX/AVX512-BF16)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="auto: bf16 on CPUs with AMX-BF16/AVX512-BF16 and on CUDA GPUs with bf16, fp32 "
+                             "elsewhere; fp16 needs a CUDA GPU")
 
 
 def main(args: argparse.Namespace) -> int:

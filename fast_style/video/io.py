@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
+from fast_style import safety
 from fast_style.errors import FastStyleError
 from fast_style.video import require
 
@@ -320,10 +321,8 @@ def open_writer(temp: Path, suffix: str, info: VideoInfo, size: tuple[int, int])
 
 
 def check_output(source: Path, target: Path, *, overwrite: bool) -> None:
-    """Refuse an unknown format, the input itself, and an existing file without ``overwrite``."""
+    """Refuse an unknown format, the input itself (links too), anything but a regular file, and an
+    existing file without ``overwrite``: the project's one output rule (:func:`fast_style.safety.check_output`)."""
     if target.suffix.lower() not in OUTPUT_SUFFIXES:
         raise VideoError(f"{target}: cannot write '{target.suffix}' videos; use one of {', '.join(OUTPUT_SUFFIXES)}")
-    if target.exists() and source.exists() and target.resolve() == source.resolve():
-        raise VideoError(f"{target}: is the input; choose another --output (the input is never overwritten)")
-    if target.exists() and not overwrite:
-        raise VideoError(f"{target}: already exists; pass --overwrite to replace it")
+    safety.check_output(target, inputs=[source], overwrite=overwrite)
