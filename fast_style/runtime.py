@@ -15,20 +15,42 @@ import torch
 
 from fast_style.errors import FastStyleError
 
-Device = Literal["auto", "cpu", "cuda"]
+Device = Literal["auto", "cpu", "cuda", "mps", "xpu"]  # the same as commands.common.DEVICE_CHOICES
+# What each device type is called in messages, and whether this PyTorch can see one.
+DEVICE_LABELS = {"cuda": "CUDA GPU", "mps": "Apple GPU (MPS)", "xpu": "Intel GPU (XPU)"}
 T = TypeVar("T")
 
 
+def accelerator_available(kind: str) -> bool:
+    """Whether this PyTorch build sees a device of this type (cpu always)."""
+    if kind == "cpu":
+        return True
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    backend = getattr(torch.backends, kind, None) if kind == "mps" else getattr(torch, kind, None)
+    return bool(backend is not None and backend.is_available())
+
+
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a clear error."""
+    """``auto`` -> the machine's accelerator (``torch.accelerator``: CUDA, MPS, XPU, ...) when one is
+    available, else cpu; a named accelerator that is not there is a clear error.
+
+    MPS and XPU are selected like CUDA but untested here (no such hardware): precision ``auto`` keeps
+    them in fp32 until measured.
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise FastStyleError(f"--device {name}: no CUDA GPU is visible to PyTorch; use --device cpu or auto")
+        accelerator = getattr(torch, "accelerator", None)
+        if accelerator is not None and accelerator.is_available():
+            return accelerator.current_accelerator()
+        return torch.device("cpu")
+    kind = name.split(":", 1)[0]
+    if kind in DEVICE_LABELS and not accelerator_available(kind):
+        raise FastStyleError(f"--device {name}: no {DEVICE_LABELS[kind]} is visible to PyTorch; "
+                             "use --device cpu or auto")
     try:
         return torch.device(name)
     except RuntimeError:
-        raise FastStyleError(f"--device {name}: not a device; use cpu, cuda or auto") from None
+        raise FastStyleError(f"--device {name}: not a device; use auto, cpu, cuda, mps or xpu") from None
 
 
 def seed_everything(seed: int) -> None:

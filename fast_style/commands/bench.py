@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from fast_style.commands.common import DEVICE_CHOICES
+
 HELP = ("Benchmark stylize, train and optimize: the optimized paths against plain fp32 eager PyTorch, "
         "in one process, printed as JSON.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to run")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes, few rounds, no torch.compile variants (a smoke test, e.g. in CI)")
     parser.add_argument("--threads", type=int, metavar="N",

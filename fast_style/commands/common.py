@@ -9,6 +9,9 @@ from typing import Any
 from fast_style.errors import FastStyleError
 
 
+# --device choices of every command (fast_style.runtime.resolve_device resolves them; kept here, free of
+# torch, so that --help stays instant).
+DEVICE_CHOICES = ["auto", "cpu", "cuda", "mps", "xpu"]
 MAX_LIST_INT = 2**31 - 1  # sizes and step counts; larger ones overflow C sizes deep inside torch
 
 

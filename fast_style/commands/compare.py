@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fast_style.commands.common import DEVICE_CHOICES
+
 HELP = "Compare a trained network with Gatys optimisation on the same photos: loss, time, grid, report."
 
 
@@ -18,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", default="50,100,300", metavar="N,N,...", help="optimisation step budgets")
     parser.add_argument("--size", type=int, default=512, help="longer side of the photos in pixels")
     parser.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="the baseline's optimiser")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to run")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                         help="what the network and the optimisation run in (auto: bf16 where the hardware has "
                              "native bf16 maths); every image is scored in fp32")

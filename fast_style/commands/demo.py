@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fast_style.commands.common import DEVICE_CHOICES
+
 HELP = "Stylize a photo that ships with scikit-image using a bundled model (no data, no internet)."
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 
@@ -13,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to write the picture: photo and stylized result side by side")
     parser.add_argument("--model", default=None, metavar="NAME", help="bundled model name (default starry_night)")
     parser.add_argument("--photo", default="astronaut", choices=PHOTOS, help="which scikit-image photo")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where to run")
 
 
 def main(args: argparse.Namespace) -> int:

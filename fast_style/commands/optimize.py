@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fast_style.commands.common import DEVICE_CHOICES
+
 HELP = "Stylize one photo by Gatys et al. optimisation (the slow, flexible baseline)."
 
 
@@ -19,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--content-weight", type=float, help="weight of the content term")
     parser.add_argument("--style-weight", type=float, help="weight of the style term")
     parser.add_argument("--tv-weight", type=float, help="weight of the total-variation term")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to run (default auto)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, help="where to run (default auto)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                         help="auto (default): bf16 where the hardware has native bf16 maths (CPUs with AMX-BF16 or "
                              "AVX512-BF16, CUDA GPUs), else fp32; results are scored in fp32 either way")

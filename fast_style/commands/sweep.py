@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fast_style.commands.common import DEVICE_CHOICES
+
 HELP = "Optimise one photo for a range of style/content weight ratios; write a labelled strip and a GIF."
 
 
@@ -19,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="iterations per ratio (default 300)")
     parser.add_argument("--optimizer", choices=["lbfgs", "adam"], help="lbfgs (default) or adam")
     parser.add_argument("--init", choices=["content", "noise"], help="start from the photo (default) or noise")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to run (default auto)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, help="where to run (default auto)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                         help="auto (default): bf16 where the hardware has native bf16 maths (CPUs with AMX-BF16 or "
                              "AVX512-BF16, CUDA GPUs), else fp32; results are scored in fp32 either way")
