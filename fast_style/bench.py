@@ -164,7 +164,7 @@ def measure(candidates: list[Candidate], device: torch.device, budget_s: float, 
     return [measured for measured, _ in prepared]
 
 
-def relative_error(value: torch.Tensor | None, reference: torch.Tensor | None) -> float | None:
+def l2_relative_error(value: torch.Tensor | None, reference: torch.Tensor | None) -> float | None:
     """``||value - reference|| / ||reference||`` (L2 over all elements), or None if either is missing."""
     if value is None or reference is None or value.shape != reference.shape:
         return None
@@ -190,7 +190,7 @@ class Workload:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def speedup(unit: str, baseline: float, value: float) -> float:
+def times_better(unit: str, baseline: float, value: float) -> float:
     """How many times faster ``value`` is than ``baseline`` (>1 is better) for a time or a rate."""
     return value / baseline if unit == "images/s" else baseline / value
 
@@ -212,14 +212,14 @@ def summarize(workload: Workload, results: list[Measured]) -> dict[str, Any]:
             entry.update(value=finite_or_none(statistics.median(values)), rounds=len(values),
                          spread=[finite_or_none(min(values)), finite_or_none(max(values))],
                          first_call_s=finite_or_none(measured.first_call_s),
-                         relative_error=finite_or_none(relative_error(measured.output, reference)))
+                         relative_error=finite_or_none(l2_relative_error(measured.output, reference)))
         if measured.error:
             entry["error"] = measured.error
         variants[measured.candidate.name] = entry
     base_value = variants[workload.baseline].get("value")
     for entry in variants.values():
         if base_value and entry.get("value"):
-            entry["ratio"] = finite_or_none(speedup(workload.unit, base_value, entry["value"]))
+            entry["ratio"] = finite_or_none(times_better(workload.unit, base_value, entry["value"]))
     optimized = variants[workload.optimized]
     return {"precisions": precision_figures(workload, variants), "workload": workload.name, "unit": workload.unit, "size": workload.size, "batch": workload.batch,
             "baseline": base_value, "optimized": optimized.get("value"), "ratio": optimized.get("ratio"),
@@ -237,7 +237,7 @@ def precision_figures(workload: Workload, variants: dict[str, dict[str, Any]]) -
                                for precision, name in pair.items()}
     values = [figures.get(precision, {}).get("value") for precision in ("fp32", "bf16")]
     if all(values):
-        figures["bf16_over_fp32"] = finite_or_none(speedup(workload.unit, values[0], values[1]))
+        figures["bf16_over_fp32"] = finite_or_none(times_better(workload.unit, values[0], values[1]))
     return figures
 
 
@@ -514,7 +514,7 @@ def optimize_workload(size: int, iterations: int, device: torch.device, network:
 # ----------------------------------------------------------------------------- the run
 
 
-def device_name(device: torch.device) -> str:
+def hardware_name(device: torch.device) -> str:
     """The GPU's name, or the CPU model from /proc/cpuinfo where there is one."""
     return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model_name()
 
@@ -522,7 +522,7 @@ def device_name(device: torch.device) -> str:
 def environment(device: torch.device, quick: bool, threads: int) -> dict[str, Any]:
     """Everything a figure depends on besides the code: device, versions, threads, load, date."""
     info: dict[str, Any] = {
-        "device": device_name(device), "device_type": device.type, "torch": torch.__version__,
+        "device": hardware_name(device), "device_type": device.type, "torch": torch.__version__,
         "python": platform.python_version(), "platform": platform.platform(), "threads": threads,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_count": os.cpu_count(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "quick": quick,

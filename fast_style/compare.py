@@ -238,11 +238,11 @@ def unique_stems(paths: Sequence[Path]) -> list[str]:
     return stems
 
 
-def device_name(device: torch.device) -> str:
-    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
+def device_label(device: torch.device) -> str:
+    return f"cuda ({torch.cuda.get_device_label(device)})" if device.type == "cuda" else device.type
 
 
-def speedup(seconds: float, network_seconds: float) -> float | None:
+def times_faster(seconds: float, network_seconds: float) -> float | None:
     """How many times faster the network was (None where its time is too small to divide by)."""
     return seconds / network_seconds if network_seconds > 0 else None
 
@@ -309,7 +309,7 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     report = {
         "model": str(model), "style": {"image": str(painting_file), "size": style_size},
         "photos": [str(path) for path in paths], "size": size, "steps": steps, "optimizer": optimizer,
-        "device": device_name(torch_device), **resolved.as_dict(), "loss": to_dict(config), "loss_network": describe(loss.network),
+        "device": device_label(torch_device), **resolved.as_dict(), "loss": to_dict(config), "loss_network": describe(loss.network),
         "results": results, "averages": averages,
         "speedup": {method: averages[method]["speedup"] for method in methods[1:]},
         "grid": "grid.png", "html": "report.html",
@@ -333,7 +333,7 @@ def write_results(path: Path, photo: torch.Tensor, outputs: dict[str, tuple[torc
             image = quantize(image)
             file = save_image(image[0], prefix.with_name(f"{prefix.name}_{method}.png"))
             rows.append({"photo": str(path), "method": method, **score(loss, image, targets), "seconds": seconds,
-                         "speedup": speedup(seconds, network_seconds), "image": str(file.resolve())})
+                         "speedup": times_faster(seconds, network_seconds), "image": str(file.resolve())})
     return rows
 
 
@@ -353,7 +353,7 @@ def average(results: Sequence[dict[str, Any]], methods: Sequence[str]) -> dict[s
         rows = [row for row in results if row["method"] == method]
         means[method] = {key: sum(row[key] for row in rows) / len(rows) for key in (*TERMS, "seconds")}
     for method in methods:
-        means[method]["speedup"] = speedup(means[method]["seconds"], means["network"]["seconds"])
+        means[method]["speedup"] = times_faster(means[method]["seconds"], means["network"]["seconds"])
     return means
 
 
@@ -502,7 +502,7 @@ def sweep(config: OptimizeConfig, ratios: Sequence[float], output: str | Path, *
     save_image(hstack(labelled), output / "strip.png")
     write_gif(labelled, output / "sweep.gif")
     report = {"content": config.content, "style": config.style, "size": config.size, "steps": config.steps,
-              "optimizer": config.optimizer, "device": device_name(device), **precision.as_dict(),
+              "optimizer": config.optimizer, "device": device_label(device), **precision.as_dict(),
               "loss": to_dict(config.loss),
               "loss_network": describe(network), "frames": frames, "strip": "strip.png", "animation": "sweep.gif"}
     atomic_write_bytes(output / "sweep.json", (json.dumps(report, indent=2) + "\n").encode("utf-8"))

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402  (after the path is set)
 
 from fast_style import vgg  # noqa: E402
-from fast_style.bench import Candidate, measure, relative_error  # noqa: E402
+from fast_style.bench import Candidate, measure, l2_relative_error  # noqa: E402
 from fast_style.cli import keep_freed_memory  # noqa: E402
 from fast_style.losses import LossConfig  # noqa: E402
 
@@ -63,7 +63,7 @@ def main() -> None:
                       "winograd_min_channels": winograd.candidate.settings["winograd_min_channels"],
                       "baseline": medians["direct"],
                       "optimized": medians["winograd"], "ratio": medians["direct"] / medians["winograd"],
-                      "gradient_relative_difference": relative_error(winograd.output, direct.output),
+                      "gradient_relative_difference": l2_relative_error(winograd.output, direct.output),
                       "times": {result.candidate.name: [round(1e3 * value, 1) for value in result.seconds]
                                 for result in (direct, winograd)}},
                      indent=1))

@@ -61,7 +61,7 @@ def test_bench_writes_partial_results_and_rejects_unknown_workloads(tmp_path, ca
 @pytest.mark.parametrize("unit, baseline, value, expected", [
     ("ms/image", 2.0, 1.0, 2.0), ("s", 3.0, 6.0, 0.5), ("images/s", 200.0, 500.0, 2.5)])
 def test_ratio_is_a_speedup_for_times_and_rates(unit: str, baseline: float, value: float, expected: float) -> None:
-    assert bench.speedup(unit, baseline, value) == pytest.approx(expected)
+    assert bench.times_better(unit, baseline, value) == pytest.approx(expected)
 
 
 def test_best_variant_is_the_fastest_that_keeps_results() -> None:
