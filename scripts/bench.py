@@ -1,6 +1,6 @@
 """Run ``fast-style bench`` without installing the package: ``python3 scripts/bench.py --device cuda``.
 
-The same code and flags as the subcommand (see ``fast_style/bench.py``); JSON goes to stdout.
+The same code and flags as the subcommand (see ``fast_style/bench/``); JSON goes to stdout.
 """
 
 from __future__ import annotations

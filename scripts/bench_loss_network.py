@@ -4,7 +4,7 @@
 cannot show what Winograd (``fast_style.vgg.WINOGRAD_MIN_CHANNELS``) does for them. This times VGG19
 forward + backward to the image (what every optimisation step and every training step does) with the
 wide convs as Winograd against oneDNN's direct convs, in the bench's interleaved rounds
-(``fast_style.bench.measure``), and reports the medians, their ratio and the relative difference of
+(``fast_style.bench.harness.measure``), and reports the medians, their ratio and the relative difference of
 the image gradients.
 
     python3 scripts/bench_loss_network.py [--size 512] [--threads 1] [--rounds 5]
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402  (after the path is set)
 
 from fast_style import vgg  # noqa: E402
-from fast_style.bench import Candidate, measure, l2_relative_error  # noqa: E402
+from fast_style.bench.harness import Candidate, l2_relative_error, measure  # noqa: E402
 from fast_style.cli import keep_freed_memory  # noqa: E402
 from fast_style.losses import LossConfig  # noqa: E402
 

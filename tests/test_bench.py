@@ -13,7 +13,10 @@ import platform
 import pytest
 import torch
 
-from fast_style import bench, cli
+from fast_style import cli
+from fast_style.bench import WORKLOADS
+from fast_style.bench.harness import MIN_ROUNDS, Candidate, measure
+from fast_style.bench.report import best_variant, times_better
 
 ENTRY_KEYS = {"workload", "unit", "baseline", "optimized", "ratio", "relative_error", "size", "batch", "variants"}
 
@@ -32,7 +35,7 @@ def test_quick_cpu_bench_prints_one_json_document_with_every_workload(capsys: py
     assert set(document["cpu"]) == {"name", "amx", "avx512_bf16", "threads"} and document["cpu"]["threads"] == 1
     auto = document["precision_auto"]["precision"]
     assert auto in ("fp32", "bf16") and document["precision_auto"]["precision_reason"].startswith("auto")
-    assert [entry["workload"] for entry in document["workloads"]] == list(bench.WORKLOADS)
+    assert [entry["workload"] for entry in document["workloads"]] == list(WORKLOADS)
     for entry in document["workloads"]:
         assert ENTRY_KEYS <= set(entry), entry["workload"]
         for key in ("baseline", "optimized", "ratio", "relative_error"):
@@ -61,7 +64,7 @@ def test_bench_writes_partial_results_and_rejects_unknown_workloads(tmp_path, ca
 @pytest.mark.parametrize("unit, baseline, value, expected", [
     ("ms/image", 2.0, 1.0, 2.0), ("s", 3.0, 6.0, 0.5), ("images/s", 200.0, 500.0, 2.5)])
 def test_ratio_is_a_speedup_for_times_and_rates(unit: str, baseline: float, value: float, expected: float) -> None:
-    assert bench.times_better(unit, baseline, value) == pytest.approx(expected)
+    assert times_better(unit, baseline, value) == pytest.approx(expected)
 
 
 def test_best_variant_is_the_fastest_that_keeps_results() -> None:
@@ -69,7 +72,7 @@ def test_best_variant_is_the_fastest_that_keeps_results() -> None:
                 "wrong_but_fast": {"ratio": 9.0, "relative_error": 0.5},
                 "good": {"ratio": 2.0, "relative_error": 0.001},
                 "failed": {"error": "OutOfMemoryError: ..."}}
-    assert bench.best_variant(variants) == "good"
+    assert best_variant(variants) == "good"
 
 
 def test_a_failing_path_is_reported_and_the_others_still_run() -> None:
@@ -79,7 +82,7 @@ def test_a_failing_path_is_reported_and_the_others_still_run() -> None:
     def working():
         return (lambda: None), torch.ones(2)
 
-    results = bench.measure([bench.Candidate("broken", broken), bench.Candidate("working", working)],
-                            torch.device("cpu"), budget_s=0.0, max_rounds=5)
+    results = measure([Candidate("broken", broken), Candidate("working", working)],
+                      torch.device("cpu"), budget_s=0.0, max_rounds=5)
     assert results[0].error == "RuntimeError: no kernel for this" and not results[0].seconds
-    assert len(results[1].seconds) == bench.MIN_ROUNDS and results[1].error is None
+    assert len(results[1].seconds) == MIN_ROUNDS and results[1].error is None

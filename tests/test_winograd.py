@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fast_style import vgg, winograd
+from fast_style.bench.fixtures import random_vgg19_weights
 from fast_style.inference import WinogradConv3x3
 from fast_style.vgg import VGGFeatures
 from fast_style.winograd import transformed_weight, winograd_conv3x3, winograd_matrices
@@ -66,13 +67,7 @@ def test_gradients_flow_to_the_image_like_a_direct_conv(band_bytes) -> None:
 
 def random_vgg19(layers: list[str]) -> VGGFeatures:
     """VGG19 with random weights (the maths, not the ImageNet features, is under test)."""
-    generator = torch.Generator().manual_seed(0)
-    state, in_channels = {}, 3
-    for index, out_channels in zip(vgg.conv_indices("vgg19"), [64, 64, 128, 128] + [256] * 4 + [512] * 8):
-        state[f"{index}.weight"] = torch.randn(out_channels, in_channels, 3, 3, generator=generator) * (2 / (9 * in_channels)) ** 0.5
-        state[f"{index}.bias"] = torch.zeros(out_channels)
-        in_channels = out_channels
-    return VGGFeatures(vgg.LoadedWeights(state, "torchvision", "random", "test"), "vgg19", layers)
+    return VGGFeatures(vgg.LoadedWeights(random_vgg19_weights(), "torchvision", "random", "test"), "vgg19", layers)
 
 
 def test_the_loss_network_uses_winograd_for_wide_convs_on_cpu_fp32_only(monkeypatch: pytest.MonkeyPatch) -> None:

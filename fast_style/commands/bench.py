@@ -29,8 +29,8 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fast_style.bench import run_bench
+    from fast_style.checkpoint import write_json
     from fast_style.errors import FastStyleError
-    from fast_style.images import atomic_write_bytes
 
     if args.threads is not None and args.threads < 1:
         raise FastStyleError(f"--threads {args.threads}: must be at least 1")
@@ -42,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
 
     def save(document: dict) -> None:
         if args.output:
-            atomic_write_bytes(Path(args.output), json.dumps(document, indent=2).encode("utf-8"))
+            write_json(Path(args.output), document)
 
     document = run_bench(args.device, quick=args.quick, threads=args.threads, workloads=workloads, on_result=save)
     save(document)
