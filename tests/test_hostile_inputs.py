@@ -21,7 +21,7 @@ import os
 import struct
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from cli_runner import Result, run
 from fast_style import cli, safety
 from fast_style.checkpoint import METADATA_KEY, MODEL_FORMAT, save_model
 from fast_style.config import load_config, to_dict
@@ -48,23 +49,6 @@ TINY_TRAIN = ["image_size=32", "batch_size=2", "model.width=4", "model.residual_
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-class Result(NamedTuple):
-    status: int
-    out: str
-    err: str
-
-
-def run(capsys: pytest.CaptureFixture, *args: object) -> Result:
-    """``fast-style ARGS`` in-process: exit status, stdout, stderr."""
-    capsys.readouterr()
-    try:
-        status = cli.main([str(arg) for arg in args])
-    except SystemExit as exit_:  # argparse
-        status = exit_.code
-    captured = capsys.readouterr()
-    return Result(status, captured.out, captured.err)
 
 
 def lines(text: str) -> list[str]:

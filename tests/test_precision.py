@@ -7,7 +7,7 @@ import torch
 
 from fast_style import precision
 from fast_style.errors import FastStyleError
-from fast_style.precision import auto_precision, cpu_info, resolve_precision
+from fast_style.precision import cpu_info, resolve_precision
 
 
 def fake_cpu(monkeypatch: pytest.MonkeyPatch, *, amx: bool, avx512_bf16: bool) -> None:

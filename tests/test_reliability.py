@@ -34,7 +34,7 @@ import subprocess
 import time
 import zlib
 from pathlib import Path
-from typing import NamedTuple
+
 
 import numpy as np
 import pytest
@@ -42,7 +42,8 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from fast_style import cli, vgg
+from cli_runner import Result, run
+from fast_style import vgg
 from fast_style.checkpoint import METADATA_KEY, MODEL_FORMAT, CheckpointError, save_model
 from fast_style.config import to_dict
 from fast_style.errors import FastStyleError
@@ -181,23 +182,6 @@ def model(tmp_path_factory: pytest.TempPathFactory, painting: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- running commands
-
-
-class Result(NamedTuple):
-    status: int
-    out: str
-    err: str
-
-
-def run(capsys: pytest.CaptureFixture, *args: object) -> Result:
-    """``fast-style ARGS`` in-process: exit status, stdout, stderr."""
-    capsys.readouterr()
-    try:
-        status = cli.main([str(arg) for arg in args])
-    except SystemExit as exit_:  # argparse: unknown command or flag
-        status = exit_.code
-    captured = capsys.readouterr()
-    return Result(status, captured.out, captured.err)
 
 
 def run_script(*args: object, timeout: float = 120) -> Result:
