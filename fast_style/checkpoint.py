@@ -5,7 +5,8 @@ header also carries the architecture, so the ``.safetensors`` file alone is enou
 stylize; the JSON adds the training config, loss history and loss network for people and
 for ``compare``. Files are written atomically (temp file + rename), and loading checks the
 format, the architecture and every tensor's shape, so a truncated file, a pickle or another
-network's weights give one clear line instead of a traceback or a silently wrong model.
+network's weights give one clear line instead of a traceback or a silently wrong model. What a
+network stores, and how it is rebuilt, is its kind's business (:mod:`fast_style.networks`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from fast_style.errors import FastStyleError
 from fast_style.images import atomic_output, atomic_write_bytes
-from fast_style.transformer import ARCHITECTURE, ModelConfig, TransformerNet
+from fast_style.networks import UnknownArchitecture, get_kind, kind_of
 
 MODEL_FORMAT = "fast_style.model"
 FORMAT_VERSION = 1
@@ -74,13 +76,13 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, header
 
 
-def save_model(model: TransformerNet, path: str | Path, metadata: dict[str, Any],
+def save_model(model: nn.Module, path: str | Path, metadata: dict[str, Any],
                dtype: torch.dtype | None = None) -> Path:
     """Write ``path`` (.safetensors) and the JSON beside it; ``dtype`` e.g. fp16 to halve the file."""
     path = Path(path)
     info = {"format": MODEL_FORMAT, "format_version": FORMAT_VERSION, "model": model.config.to_metadata(), **metadata}
     state = {name: value.to(dtype) if dtype and value.is_floating_point() else value
-             for name, value in model.state_dict().items()}
+             for name, value in kind_of(model).stored_tensors(model).items()}
     header = {METADATA_KEY: json.dumps({"format": MODEL_FORMAT, "format_version": FORMAT_VERSION,
                                         "model": info["model"]})}
     save_tensors(state, path, header)
@@ -98,7 +100,7 @@ def model_path(path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the network from a model file's own metadata; returns (model in eval mode, metadata)."""
     path = model_path(path)
     tensors, header = load_tensors(path)
@@ -111,18 +113,21 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Tr
         raise CheckpointError(f"{path}: model format {info.get('format')} v{info.get('format_version')} is not "
                               f"supported by this fast_style; upgrade fast_style")
     arch = dict(info.get("model", {}))
-    if arch.pop("architecture", None) != ARCHITECTURE:
-        raise CheckpointError(f"{path}: architecture is not {ARCHITECTURE}; this file is for another network")
+    name = arch.pop("architecture", None)
     try:
-        model = TransformerNet(ModelConfig(**arch))
+        kind = get_kind(name)
+    except UnknownArchitecture as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    try:
+        model = kind.build(arch)
     except TypeError:
         raise CheckpointError(f"{path}: unknown model settings {sorted(arch)}; upgrade fast_style") from None
-    expected = model.state_dict()
+    expected = kind.stored_tensors(model)
     mismatch = sorted(set(expected) ^ set(tensors)) or [k for k in expected if expected[k].shape != tensors[k].shape]
     if mismatch:
-        raise CheckpointError(f"{path}: weights do not fit the {ARCHITECTURE} network its header describes "
+        raise CheckpointError(f"{path}: weights do not fit the {name} network its header describes "
                               f"(first mismatch: '{mismatch[0]}'); the file is damaged or from another network")
-    model.load_state_dict({name: value.float() for name, value in tensors.items()})
+    kind.load_tensors(model, tensors)
     json_path = path.with_suffix(".json")
     if json_path.is_file():
         info = {**read_json(json_path), **info}
