@@ -207,6 +207,8 @@ def painting_path(style: str | None, trained_on: str | None) -> Path:
         return Path(style)
     if trained_on and Path(trained_on).is_file():
         return Path(trained_on)
+    if not trained_on:
+        raise FastStyleError("compare needs --style PAINTING: this model takes any painting")
     raise FastStyleError(f"compare needs --style PAINTING: the model's painting ({trained_on}) is not found")
 
 
@@ -247,6 +249,8 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     config, style_size, trained_on = trained_loss(stylizer.metadata, model)
     paths = find_images([str(photo) for photo in photos])
     painting_file = painting_path(style, trained_on)
+    if stylizer.kind.takes_style:  # the network sees the same painting the loss scores against
+        stylizer.set_style([(painting_file, 1.0)])
     painting = load_image(painting_file, size=style_size).unsqueeze(0)
     loss = PerceptualLoss.from_config(config).to(torch_device)
     with naming(painting_file):
