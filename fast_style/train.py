@@ -1,8 +1,10 @@
-"""Johnson et al. training: one transformation network per painting.
+"""Training any kind of network: Johnson et al.'s (one per painting) or the adain decoder (any painting).
 
 The network is trained against the frozen loss network with the same
 :class:`~fast_style.losses.PerceptualLoss` that scores Gatys optimisation, so the two are
-comparable by construction. The loop is small; what makes it dependable lives around it:
+comparable by construction. Each kind (``architecture``, :mod:`fast_style.networks`) brings its
+own step, forward + loss, validation and model-file metadata (``kind.training(...)``); the loop
+is shared. The loop is small; what makes it dependable lives around it:
 
 * checkpoints every N steps (atomic, verified on load, last K kept) hold everything a run
   needs to continue exactly, and ``resume: auto`` picks up the newest intact one;
