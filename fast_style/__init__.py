@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 def load_model(path: str | os.PathLike, *, device: str = "auto", precision: str = "auto") -> Stylizer:
     """Load a trained model file as a :class:`fast_style.stylize.Stylizer`.
 
-    ``fast_style.load_model("model.safetensors").stylize(photo)`` returns the stylized PIL image.
+    ``fast_style.load_model("model.safetensors").stylize(photo)`` returns the stylized PIL image; a model that
+    takes any painting also wants it: ``load_model("arbitrary").stylize(photo, style="painting.jpg", alpha=0.8)``.
     Imported lazily so that ``import fast_style`` stays light (no torch until a model is loaded).
     """
     from fast_style.stylize import load_stylizer

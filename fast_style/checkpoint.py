@@ -5,21 +5,24 @@ header also carries the architecture, so the ``.safetensors`` file alone is enou
 stylize; the JSON adds the training config, loss history and loss network for people and
 for ``compare``. Files are written atomically (temp file + rename), and loading checks the
 format, the architecture and every tensor's shape, so a truncated file, a pickle or another
-network's weights give one clear line instead of a traceback or a silently wrong model.
+network's weights give one clear line instead of a traceback or a silently wrong model. What a
+network stores, and how it is rebuilt, is its kind's business (:mod:`fast_style.networks`).
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from fast_style import model_file
 from fast_style.images import atomic_output, atomic_write_bytes
 from fast_style.model_file import CheckpointError
-from fast_style.transformer import ModelConfig, TransformerNet
+from fast_style.networks import get_kind, kind_of
 
 MODEL_FORMAT = "fast_style.model"
 FORMAT_VERSION = 1
@@ -82,13 +85,13 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, header
 
 
-def save_model(model: TransformerNet, path: str | Path, metadata: dict[str, Any],
+def save_model(model: nn.Module, path: str | Path, metadata: dict[str, Any],
                dtype: torch.dtype | None = None) -> Path:
     """Write ``path`` (.safetensors) and the JSON beside it; ``dtype`` e.g. fp16 to halve the file."""
     path = Path(path)
     info = {"format": MODEL_FORMAT, "format_version": FORMAT_VERSION, "model": model.config.to_metadata(), **metadata}
     state = {name: value.to(dtype) if dtype and value.is_floating_point() else value
-             for name, value in model.state_dict().items()}
+             for name, value in kind_of(model).stored_tensors(model).items()}
     header = {METADATA_KEY: json.dumps({"format": MODEL_FORMAT, "format_version": FORMAT_VERSION,
                                         "model": info["model"]})}
     save_tensors(state, path, header)
@@ -106,7 +109,7 @@ def model_path(path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the network from a model file's own metadata; returns (model in eval mode, metadata)."""
     path = model_path(path)
     # Everything is checked from the header before anything is allocated (fast_style.model_file).
@@ -119,14 +122,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Tr
                               "header); pass a model.safetensors written by `fast-style train`") from None
     architecture, settings = model_file.model_settings(path, info, model_format=MODEL_FORMAT,
                                                        format_version=FORMAT_VERSION)
-    config = ModelConfig(**settings)
-    with torch.device("meta"):
-        expected = model_file.expected_shapes(TransformerNet(config))
+    kind = get_kind(architecture)
+    # Shapes without allocating (the settings could describe a huge network); a kind that loads fixed
+    # weights while building (adain's encoder) copies them onto meta tensors, a no-op PyTorch warns about.
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        expected = {name: tuple(value.shape) for name, value in kind.stored_tensors(kind.build(settings)).items()}
     model_file.check_tensors(path, entries, expected, architecture)
     tensors, _ = load_tensors(path)
     model_file.check_finite(path, tensors)
-    model = TransformerNet(config)
-    model.load_state_dict({name: value.float() for name, value in tensors.items()})
+    model = kind.build(settings)
+    kind.load_tensors(model, tensors)
     json_path = path.with_suffix(".json")
     if json_path.is_file():
         model_file.check_json_size(json_path)

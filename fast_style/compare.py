@@ -225,6 +225,8 @@ def painting_path(style: str | None, trained_on: str | None) -> Path:
         return Path(style)
     if trained_on and Path(trained_on).is_file():
         return Path(trained_on)
+    if not trained_on:
+        raise FastStyleError("compare needs --style PAINTING: this model takes any painting")
     raise FastStyleError(f"compare needs --style PAINTING: the model's painting ({trained_on}) is not found")
 
 
@@ -275,6 +277,8 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     painting_file = painting_path(style, trained_on)
     # Paths from model.json are untrusted: a refusal says where they came from.
     with nullcontext() if style else naming(f"{model}: model.json style.image"):
+        if stylizer.kind.takes_style:  # the network sees the same painting the loss scores against
+            stylizer.set_style([(painting_file, 1.0)])
         painting = load_image(painting_file, size=style_size).unsqueeze(0)
     with naming(f"{model}: model.json loss.network.path") if config.network.path else nullcontext():
         loss = PerceptualLoss.from_config(config, resolved.name).to(torch_device)

@@ -5,7 +5,9 @@ network's own pad-to-a-multiple-of-4 (a Python ``max``, an ``if`` and a mode cho
 sizes) would be frozen at the example's size. :class:`ExportableNet` therefore restates that padding
 with tensor operations on the input's shape, so the exported graph pads, runs and crops correctly at
 every size, odd and tiny ones included. Every export is checked against PyTorch at a size other than
-the traced one before it is renamed into place, so a wrong file is never written.
+the traced one before it is renamed into place, so a wrong file is never written. What is traced, with
+which inputs, is the network kind's :class:`~fast_style.networks.ExportSpec` (adain models take the
+photo, the painting and alpha).
 
 ONNX needs the optional extra: ``pip install 'fast_style[onnx]'`` (onnx + onnxruntime).
 """
@@ -23,6 +25,7 @@ from torch import nn
 
 from fast_style.errors import FastStyleError
 from fast_style.images import atomic_output
+from fast_style.networks import ExportSpec
 from fast_style.transformer import MIN_SIDE, TransformerNet
 
 FORMATS: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -30,7 +33,7 @@ TRACE_SHAPE = (1, 3, 64, 48)  # any shape works: sizes are not frozen into the g
 CHECK_SHAPES = ((1, 3, 37, 53), (2, 3, 13, 70))  # odd sizes, a batch of 2, and a side below MIN_SIDE
 TOLERANCE = 1e-4
 ONNX_EXTRA = "pip install 'fast_style[onnx]'"
-Runner = Callable[[torch.Tensor], torch.Tensor]  # an exported model, callable like the network
+Runner = Callable[..., torch.Tensor]  # an exported model, called with its ExportSpec's inputs
 
 
 def padding_to_fit(side: torch.Tensor) -> torch.Tensor:
@@ -78,11 +81,11 @@ def export_model(model: str | Path, output: str | Path, fmt: str | None = None, 
     if fmt == "onnx":
         check_opset(opset)
         require_onnx()
-    net = load_stylizer(model, device="cpu", precision="fp32").model  # exported graphs are fp32
-    wrapped = ExportableNet(net).eval()
+    stylizer = load_stylizer(model, device="cpu", precision="fp32")  # exported graphs are fp32
+    spec = stylizer.kind.export_spec(stylizer.model)
     with atomic_output(output) as temp, quiet_tracing(), torch.no_grad():
-        run = export_onnx(wrapped, temp, opset) if fmt == "onnx" else export_torchscript(wrapped, temp)
-        difference = max(check(run, net, shape) for shape in CHECK_SHAPES)
+        run = export_onnx(spec, temp, opset) if fmt == "onnx" else export_torchscript(spec, temp)
+        difference = max(check(run, spec, shape) for shape in CHECK_SHAPES)
         if not difference <= TOLERANCE:  # NaN compares False: a non-finite difference fails too
             raise FastStyleError(f"{output}: the exported {fmt} model differs from PyTorch by {difference:.2g}; "
                                  "not written (please report this as a bug)")
@@ -130,30 +133,31 @@ def require_onnx() -> None:
                              f"missing); install them with: {ONNX_EXTRA}") from None
 
 
-def export_onnx(wrapped: ExportableNet, path: Path, opset: int) -> Runner:
+def export_onnx(spec: ExportSpec, path: Path, opset: int) -> Runner:
     """Trace to ONNX with dynamic batch/height/width; returns a runner for the written file."""
     import onnx
     import onnxruntime
 
-    axes = {0: "batch", 2: "height", 3: "width"}
-    torch.onnx.export(wrapped, (torch.rand(TRACE_SHAPE),), str(path), dynamo=False, opset_version=opset,
-                      input_names=["image"], output_names=["stylized"],
-                      dynamic_axes={"image": axes, "stylized": axes})
+    torch.onnx.export(spec.module, spec.example(TRACE_SHAPE, torch.Generator().manual_seed(0)), str(path),
+                      dynamo=False, opset_version=opset, input_names=spec.input_names, output_names=["stylized"],
+                      dynamic_axes=spec.dynamic_axes)
     onnx.checker.check_model(str(path))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda x: torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+    return lambda *inputs: torch.from_numpy(session.run(None, {name: x.numpy() for name, x in
+                                                               zip(spec.input_names, inputs)})[0])
 
 
-def export_torchscript(wrapped: ExportableNet, path: Path) -> Runner:
+def export_torchscript(spec: ExportSpec, path: Path) -> Runner:
     """Trace to TorchScript and save; returns the reloaded module (what users will run)."""
-    torch.jit.trace(wrapped, torch.rand(TRACE_SHAPE), check_trace=False).save(str(path))
+    example = spec.example(TRACE_SHAPE, torch.Generator().manual_seed(0))
+    torch.jit.trace(spec.module, example, check_trace=False).save(str(path))
     return torch.jit.load(str(path))
 
 
-def check(run: Runner, net: TransformerNet, shape: tuple[int, ...]) -> float:
-    """Largest absolute difference between an exported model and PyTorch on a random batch."""
-    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
-    result, expected = run(x), net(x)
+def check(run: Runner, spec: ExportSpec, shape: tuple[int, ...]) -> float:
+    """Largest absolute difference between an exported model and PyTorch on random inputs."""
+    inputs = spec.example(shape, torch.Generator().manual_seed(0))
+    result, expected = run(*inputs), spec.reference(*inputs)
     if result.shape != expected.shape:
         return float("inf")
     return (result - expected).abs().max().item()

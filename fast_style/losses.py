@@ -9,12 +9,16 @@ term's size independent of the image size, of the layer's depth and width, and o
 weight source's input scale (Caffe features are ~60x larger than torchvision's), so one
 set of weights means the same balance everywhere. Gram matrices are divided by the number
 of positions, so the painting's statistics do not depend on the size it is seen at.
+``style_statistic: mean_std`` swaps the Gram matrices for each channel's mean and standard
+deviation (Huang & Belongie's AdaIN loss; the statistics AdaIN itself aligns), and style
+targets may hold one painting per image of the batch.
 Total variation is the mean squared difference between neighbouring pixels in [0, 1].
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -36,6 +40,8 @@ class LossConfig:
     content_weight: float = non_negative(1.0)
     style_weight: float = non_negative(10.0)
     tv_weight: float = non_negative(10.0)
+    # gram: Gatys/Johnson; mean_std: per-channel mean and std (AdaIN), cheaper and what AdaIN aligns
+    style_statistic: Literal["gram", "mean_std"] = "gram"
 
 
 @dataclass
@@ -67,6 +73,25 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
 
 
+def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, C, H, W) -> per-channel mean and standard deviation, each (B, C, 1, 1), in fp32.
+
+    The biased variance (over H*W, like instance norm), with ``eps`` inside the root so the
+    gradient stays finite on flat channels.
+    """
+    var, mean = torch.var_mean(features.float(), dim=(2, 3), keepdim=True, correction=0)
+    return mean, (var + eps).sqrt()
+
+
+def mean_std_vector(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 2C): each channel's mean then its std, the AdaIN style statistic."""
+    mean, std = mean_std(features)
+    return torch.cat([mean.flatten(1), std.flatten(1)], dim=1)
+
+
+STYLE_STATISTICS = {"gram": gram_matrix, "mean_std": mean_std_vector}
+
+
 def relative_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-image ``||value - target||^2 / ||target||^2`` (target broadcast over the batch)."""
     value, target = value.float(), target.float()
@@ -94,6 +119,7 @@ class PerceptualLoss(nn.Module):
         self.style_layers = dict(config.style_layers)
         self.layers = sorted(set(self.content_layers) | set(self.style_layers))
         self.style_targets: dict[str, torch.Tensor] = {}
+        self.statistic = STYLE_STATISTICS[config.style_statistic]
 
     @classmethod
     def from_config(cls, config: LossConfig, precision: str = "fp32") -> "PerceptualLoss":
@@ -104,14 +130,19 @@ class PerceptualLoss(nn.Module):
 
     @torch.no_grad()
     def set_style(self, style: torch.Tensor) -> None:
-        """Compute the painting's Gram matrices once; ``style`` is (1, 3, H, W) in [0, 1].
+        """Compute the painting's style statistics once; ``style`` is (1, 3, H, W) in [0, 1], or (B, 3, H, W)
+        with one painting per image of the batches to be scored.
 
-        Always from fp32 features (a single pass), so the targets, and with them every reported loss,
-        are the same whatever precision the images are optimised or trained in.
+        Always from fp32 features, so the targets, and with them every reported loss, are the same
+        whatever precision the images are optimised or trained in.
         """
         with self.network.computing("fp32"):
-            features = self.network(style, self.style_layers)
-        self.style_targets = {name: gram_matrix(features[name]) for name in self.style_layers}
+            self.set_style_features(self.network(style, self.style_layers))
+
+    @torch.no_grad()
+    def set_style_features(self, features: dict[str, torch.Tensor]) -> None:
+        """Style targets from loss-network features the caller already has (AdaIN encodes its paintings anyway)."""
+        self.style_targets = {name: self.statistic(features[name]) for name in self.style_layers}
 
     @torch.no_grad()
     def content_features(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -147,7 +178,7 @@ class PerceptualLoss(nn.Module):
                 raise ValueError("content loss needs the photo: pass content= or content_targets=")
             content_term = sum(weight * relative_error(features[name], content_targets[name])
                                for name, weight in self.content_layers.items())
-        style_term = sum((weight * relative_error(gram_matrix(features[name]), self.style_targets[name])
+        style_term = sum((weight * relative_error(self.statistic(features[name]), self.style_targets[name])
                           for name, weight in self.style_layers.items()), zero)
         tv_term = total_variation(image)
         return LossTerms(self.config.content_weight * content_term, self.config.style_weight * style_term,

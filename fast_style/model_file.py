@@ -32,7 +32,10 @@ TENSOR_DTYPES = {"F32": 4, "F16": 2, "BF16": 2}  # what save_model writes (fp32,
 # The settings each architecture takes, with their inclusive ranges.
 SETTING_RANGES: dict[str, dict[str, tuple[int, int]]] = {
     "johnson2016": {"width": (1, 512), "residual_blocks": (1, 64)},
+    "adain": {"width": (1, 512)},
 }
+# Settings that are mappings rather than integers (checked by the kind that reads them), per architecture.
+MAPPING_SETTINGS: dict[str, frozenset[str]] = {"adain": frozenset({"encoder"})}
 
 
 class CheckpointError(FastStyleError):
@@ -115,8 +118,9 @@ def model_settings(path: Path, info: Any, *, model_format: str, format_version: 
     settings = dict(settings)
     architecture = settings.pop("architecture", None)
     if not isinstance(architecture, str) or architecture not in SETTING_RANGES:
-        raise CheckpointError(f"{path}: architecture is not {' or '.join(SETTING_RANGES)} (it says "
-                              f"{show(architecture)}); this file is for another network or a newer fast_style")
+        raise CheckpointError(f"{path}: architecture {show(architecture)} is not known to this fast_style (known: "
+                              f"{', '.join(sorted(SETTING_RANGES))}); the file is for another network or a newer "
+                              "fast_style")
     check_settings(path, architecture, settings)
     return architecture, settings
 
@@ -124,10 +128,14 @@ def model_settings(path: Path, info: Any, *, model_format: str, format_version: 
 def check_settings(path: Path, architecture: str, settings: Mapping[str, Any]) -> None:
     """Every setting known to ``architecture``, an integer within its range; nothing else."""
     ranges = SETTING_RANGES[architecture]
-    unknown = sorted(set(settings) - set(ranges), key=str)
+    mappings = MAPPING_SETTINGS.get(architecture, frozenset())
+    unknown = sorted(set(settings) - set(ranges) - mappings, key=str)
     if unknown:
         raise CheckpointError(f"{path}: unknown {architecture} setting {show(unknown[0])} (known: "
                               f"{', '.join(ranges)}); upgrade fast_style")
+    for name in mappings & set(settings):
+        if not isinstance(settings[name], dict):
+            raise CheckpointError(f"{path}: the {architecture} setting '{name}' is {show(settings[name])}, not a mapping")
     for name, (low, high) in ranges.items():
         if name not in settings:
             raise CheckpointError(f"{path}: the {architecture} setting '{name}' is missing; the file is damaged")

@@ -1,7 +1,8 @@
 """Instant stylization with a trained network: any size, any number of photos, no half-written files.
 
-:class:`Stylizer` wraps a :class:`~fast_style.transformer.TransformerNet` loaded from a model file
-and turns photos into stylized photos of exactly the same size. Images too big to run in one go are
+:class:`Stylizer` wraps a network of any registered kind (:mod:`fast_style.networks`) loaded from a
+model file and turns photos into stylized photos of exactly the same size. Kinds that take any
+painting (``adain``) get it once per run through :meth:`Stylizer.set_style`. Images too big to run in one go are
 tiled so that the result equals the untiled one: overlapping windows wider than the receptive field,
 with every instance norm using statistics gathered over the whole image (see
 :func:`fast_style.tiling.stylize_tiled`).
@@ -28,11 +29,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageOps
+from torch import nn
 
 from fast_style.checkpoint import CheckpointError, load_model, model_path
 from fast_style.errors import FastStyleError, one_line
@@ -46,12 +49,13 @@ from fast_style.images import (
     save_image,
     tensor_to_image,
 )
-from fast_style.inference import has_flat_photo, inference_network
+from fast_style.inference import has_flat_photo
+from fast_style.networks import kind_of
+from fast_style.paintings import load_painting, parse_styles
 from fast_style.precision import DTYPES, resolve_precision
 from fast_style.runtime import progress, resolve_device
 from fast_style.safety import file_identity, refuse_non_regular, same_file
-from fast_style.tiling import HALO, check_tile, stylize_tiled
-from fast_style.transformer import TransformerNet
+from fast_style.tiling import HALO, check_tile
 
 CPU_MAX_PIXELS = 4_000_000  # above this (per batch) CPU inference is tiled: activations get into GBs
 CPU_TILE = 1024  # window side on CPU: big enough that the overlap costs little, small enough to be quick
@@ -164,7 +168,7 @@ class Options:
 class Stylizer:
     """A loaded network, ready to stylize tensors or PIL images; keep one and call it repeatedly."""
 
-    model: TransformerNet
+    model: nn.Module
     metadata: dict
     device: torch.device
     precision: str = "fp32"
@@ -180,7 +184,9 @@ class Stylizer:
         dtype = DTYPES[self.precision]
         # Winograd on CPU in fp32 only: cuDNN picks its own algorithms, and bf16 would lose too much.
         self.winograd = self.fast and self.device.type == "cpu" and dtype == torch.float32
-        self.network = inference_network(self.model, winograd=self.winograd).to(self.device, dtype) if self.fast else None
+        self.kind = kind_of(self.model)
+        fast_form = self.kind.inference_form(self.model, self.winograd) if self.fast else None
+        self.network = fast_form.to(self.device, dtype) if fast_form is not None else None
         self.model = self.model.to(self.device, dtype, memory_format=memory_format).eval()
         # Tiles run the network stage by stage, so they need it uncompiled.
         self.tiled_network = self.model if self.network is None else self.network
@@ -206,11 +212,27 @@ class Stylizer:
         return max(side, 4 * HALO)
 
     def bytes_per_pixel(self) -> int:
-        """Peak memory per input pixel of an untiled pass: measured 6.2 x width x element size on an
-        H100 (the last upsample's 2w full-size channels, their padded copy and the w-channel output,
-        plus workspaces); 7x leaves a margin."""
-        element = torch.finfo(DTYPES[self.precision]).bits // 8
-        return 7 * self.model.config.width * element
+        """Peak memory per input pixel of an untiled pass (each kind knows its own)."""
+        return self.kind.bytes_per_pixel(self.model, torch.finfo(DTYPES[self.precision]).bits // 8)
+
+    def set_style(self, style: str | Path | Image.Image | torch.Tensor
+                  | Sequence[tuple[str | Path | Image.Image | torch.Tensor, float]], alpha: float = 1.0) -> None:
+        """The painting(s) every following photo is stylized with, for kinds that take any painting.
+
+        ``style``: a file, a PIL image, a (3,H,W) tensor, ``"a.jpg=0.5,b.jpg=0.5"``, or (painting, weight)
+        pairs; ``alpha`` 0 keeps the photo's features, 1 is the full style. The paintings' statistics are
+        computed here, once, at the size the model was trained with.
+        """
+        if not self.kind.takes_style:
+            raise FastStyleError(f"--style: this model ({self.kind.name}) was trained for one painting and takes "
+                                 "no --style or --alpha; use an adain model (e.g. --model arbitrary) for any painting")
+        if isinstance(style, str):
+            style = parse_styles(style)
+        elif not isinstance(style, Sequence):
+            style = [(style, 1.0)]
+        size = (self.metadata.get("style") or {}).get("size")
+        paintings = [(load_painting(painting, size), weight) for painting, weight in style]
+        self.model.set_style(paintings, alpha)
 
     def stylize_tensor(self, batch: torch.Tensor, *, tile: int | None = None) -> torch.Tensor:
         """(B,3,H,W) in [0,1] on any device -> same shape, float32 in [0,1] on ``self.device``.
@@ -230,15 +252,18 @@ class Stylizer:
             if tile is None or (height <= tile and width <= tile):
                 result = (self.model if plain else self.network)(batch)
             else:
-                result = stylize_tiled(self.model if plain else self.tiled_network, batch, tile)
+                result = self.kind.stylize_tiled(self.model if plain else self.tiled_network, batch, tile)
         return result.float().clone(memory_format=torch.contiguous_format)
 
     def stylize(self, image: Image.Image, *, size: int | None = None, preserve_color: bool = False,
-                strength: float = 1.0, tile: int | None = None) -> Image.Image:
+                strength: float = 1.0, tile: int | None = None, style=None, alpha: float = 1.0) -> Image.Image:
         """Stylize a PIL image (any mode; EXIF orientation applied; alpha, if any, kept) -> PIL image.
 
-        The output has exactly the input's size, or a longer side of ``size`` when given.
+        The output has exactly the input's size, or a longer side of ``size`` when given. ``style`` and
+        ``alpha``: see :meth:`set_style` (kept for later calls; without ``style`` the last one is used).
         """
+        if style is not None:
+            self.set_style(style, alpha)
         options = Options(size=size, preserve_color=preserve_color, strength=strength, tile=tile)
         photo = prepare_photo(ImageOps.exif_transpose(image), options.size)
         return tensor_to_image(stylize_batch(self, [photo], options)[0])

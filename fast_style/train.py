@@ -1,8 +1,10 @@
-"""Johnson et al. training: one transformation network per painting.
+"""Training any kind of network: Johnson et al.'s (one per painting) or the adain decoder (any painting).
 
 The network is trained against the frozen loss network with the same
 :class:`~fast_style.losses.PerceptualLoss` that scores Gatys optimisation, so the two are
-comparable by construction. The loop is small; what makes it dependable lives around it:
+comparable by construction. Each kind (``architecture``, :mod:`fast_style.networks`) brings its
+own step, forward + loss, validation and model-file metadata (``kind.training(...)``); the loop
+is shared. The loop is small; what makes it dependable lives around it:
 
 * checkpoints every N steps (atomic, verified on load, last K kept) hold everything a run
   needs to continue exactly, and ``resume: auto`` picks up the newest intact one;
@@ -31,14 +33,15 @@ from fast_style.config import nested, non_negative, positive, side, to_dict
 from fast_style.data import (DataConfig, PhotoDataset, StepBatchSampler, collate, resize_crop, split_validation,
                              training_paths)
 from fast_style.errors import FastStyleError, naming, show
-from fast_style.images import ImageError, load_image
-from fast_style.losses import LossConfig, PerceptualLoss
+from fast_style.images import ImageError
+from fast_style.losses import LossConfig
+from fast_style.networks import get_kind
+from fast_style.networks.adain_training import AdaINTrainConfig
 from fast_style.precision import autocast, resolve_precision
 from fast_style.runtime import Device, progress, resolve_device, seed_everything
 from fast_style.safety import check_creatable, refuse_non_regular, same_file
 from fast_style.train_state import TrainState, discard, latest_checkpoint, load_state, save_state
-from fast_style.transformer import ModelConfig, TransformerNet
-from fast_style.vgg import describe
+from fast_style.transformer import ModelConfig
 
 
 @dataclass
@@ -53,7 +56,9 @@ class ValidationConfig:
 class TrainConfig:
     """Everything ``fast-style train`` needs; every key can be overridden as key=value."""
 
-    style_image: str | None = None
+    architecture: str = "johnson2016"  # the kind of network (fast_style.networks): johnson2016 or adain
+    style_image: str | None = None  # johnson2016: the one painting
+    style_folder: str | None = None  # adain: a folder of paintings (searched recursively)
     style_size: int = side(512)  # the painting's longer side in pixels when its Gram targets are taken
     output_dir: str = "runs/style"
     image_size: int = side(256)
@@ -79,6 +84,7 @@ class TrainConfig:
     log_every: int = positive(50)
     max_bad_steps: int = positive(10)
     model: ModelConfig = nested(ModelConfig)
+    adain: AdaINTrainConfig = nested(AdaINTrainConfig)
     loss: LossConfig = nested(LossConfig)
     data: DataConfig = nested(DataConfig)
     validation: ValidationConfig = nested(ValidationConfig)
@@ -138,8 +144,7 @@ class Trainer:
     """Owns the model, loss, optimiser and data of one run; ``run()`` trains to ``steps``."""
 
     def __init__(self, config: TrainConfig):
-        if not config.style_image:
-            raise FastStyleError("train needs a painting: set style_image=PATH (in the config or as an override)")
+        kind = get_kind(config.architecture)
         self.dist = init_distributed(config.device)
         self.device = resolve_device(config.device)
         if self.dist.world > 1 and self.device.type == "cuda":
@@ -155,11 +160,10 @@ class Trainer:
         seed_everything(config.seed)
         self.output_dir = Path(config.output_dir)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        self.model = TransformerNet(config.model).to(self.device, memory_format=self.memory_format)
-        self.loss = PerceptualLoss.from_config(config.loss, config.precision).to(self.device)
-        style = load_image(config.style_image, size=config.style_size).unsqueeze(0).to(self.device)
-        with naming(config.style_image):  # e.g. too small for the loss network
-            self.loss.set_style(style)
+        # The kind's own step (forward + loss, validation, model-file metadata); the loop below is shared.
+        # Its loss network runs in config.precision (resolved above).
+        self.task = kind.training(config, self.device, self.memory_format)
+        self.model, self.loss = self.task.model, self.task.loss
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         paths, validation = split_validation(training_paths(config.data), config.data)
@@ -269,6 +273,15 @@ class Trainer:
                                            num_workers=workers, pin_memory=self.device.type == "cuda",
                                            persistent_workers=False, prefetch_factor=4 if workers else None)
 
+    def forward_in_precision(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The trained network under autocast (bf16/fp16 maths, fp32 master weights), its output in fp32.
+
+        Only the network: the loss network runs in its own resident precision outside autocast, so
+        Grams and loss sums stay fp32 (autocast would cast their matrix products down).
+        """
+        with autocast(self.device, self.config.precision):
+            return self.forward(inputs).float()
+
     def train_step(self, photos: torch.Tensor) -> torch.Tensor | None:
         """One optimiser step; returns the detached [loss, content, style, tv] on the device,
         or None when the loss was not finite (the step is then not applied).
@@ -280,12 +293,8 @@ class Trainer:
             group["lr"] = learning_rate(self.config, self.step)
         photos = photos.to(self.device, non_blocking=True).float().div_(255)
         photos = photos.contiguous(memory_format=self.memory_format)
-        # Autocast covers the transformation network (bf16/fp16 maths, fp32 master weights); the loss
-        # network runs in its own resident precision outside it, so Grams and sums stay fp32.
-        with autocast(self.device, self.config.precision):
-            stylized = self.forward(photos)
         score = self.loss if self.compiled_loss is None else self.compiled_loss
-        terms = score(stylized.float(), content=photos).mean()
+        terms = self.task.terms(self.forward_in_precision, score, photos, self.step).mean()
         total = terms.total
         finite = torch.isfinite(total).float()
         if self.dist.world > 1:  # every rank must agree to skip, or DDP would hang
@@ -304,13 +313,7 @@ class Trainer:
         """Loss on the held-out photos, and their stylizations for TensorBoard."""
         if self.validation is None:
             return None
-        self.model.eval()
-        photos = self.validation.to(self.device)
-        stylized = self.model(photos.contiguous(memory_format=self.memory_format)).float()
-        with self.loss.network.computing("fp32"):  # comparable across precisions, and exact
-            terms = self.loss(stylized, content=photos).as_floats()
-        self.model.train()
-        return terms, stylized.cpu()
+        return self.task.validate(self.validation.to(self.device))
 
     def run(self) -> Path:
         """Train from the current step to ``steps``; returns the finished model's path."""
@@ -474,16 +477,14 @@ class Trainer:
             validation = self._log_validation(writer)
             writer.close()
             self.checkpoint()
-            save_model(self.model, path, self.metadata(validation))
+            save_model(self.task.network, path, self.metadata(validation))
         return path
 
     def metadata(self, validation: dict[str, float] | None) -> dict:
         """What the model card and ``compare`` need: the loss it was trained with, and how."""
         config = self.config
         return {
-            "style": {"image": config.style_image, "name": Path(config.style_image).stem, "size": config.style_size},
-            "loss": to_dict(config.loss),
-            "loss_network": describe(self.loss.network),
+            **self.task.metadata(),
             "training": {"steps": self.step, "batch_size": config.batch_size, "image_size": config.image_size,
                          "images_seen": self.step * config.batch_size, "photos": len(self.train_set),
                          "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",

@@ -13,6 +13,7 @@ pytorch/examples network returns a different size when a side is not a multiple 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,7 @@ ARCHITECTURE = "johnson2016"
 class ModelConfig:
     """Size of the transformation network; stored in every checkpoint."""
 
+    architecture: ClassVar[str] = ARCHITECTURE
     width: int = positive(32)  # channels of the first conv; doubled by each downsampling
     residual_blocks: int = positive(5)
 

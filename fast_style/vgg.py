@@ -197,6 +197,8 @@ class VGGFeatures(nn.Module):
         bf16 = self.precision == "bf16"
         if bf16:
             x = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        else:  # the weights' own dtype (a network cast as a whole, e.g. AdaIN's encoder in a bf16 Stylizer)
+            x = x.to(self.layers[0].weight.dtype)
         for index, (name, layer) in enumerate(zip(self.names, self.layers)):
             if bf16 and isinstance(layer, nn.Conv2d):
                 x = self.bf16_conv(index, layer, x)

@@ -29,7 +29,8 @@ def label(image: Image.Image, text: str) -> Image.Image:
 
 def main() -> None:
     photos = {name: resize_longer_side(Image.fromarray(getattr(skimage.data, name)()), CELL) for name in PHOTOS}
-    models = list(bundled_models())
+    # One row per photo, one column per single-painting model (an adain model has no painting of its own).
+    models = [name for name in bundled_models() if not load_stylizer(name, device="cpu").kind.takes_style]
     rows = []
     for name, photo in photos.items():
         cells = [label(photo, f"scikit-image '{name}'")]

@@ -122,10 +122,11 @@ def write_with_header(path: Path, model: TransformerNet, model_header: dict, ver
 
 
 def test_header_for_another_architecture(tmp_path: Path, make_tiny_model: Callable[..., TransformerNet]) -> None:
-    """A header naming another network is refused before any weights are matched."""
+    """A header naming an unknown network is refused, naming it and the known ones, before any weights are matched."""
     path = write_with_header(tmp_path / "m.safetensors", make_tiny_model(),
                              {"architecture": "pix2pix", "width": 4, "residual_blocks": 1})
-    assert "architecture is not johnson2016" in checkpoint_error(path)
+    message = checkpoint_error(path)
+    assert "architecture 'pix2pix' is not known" in message and "(known: adain, johnson2016)" in message
 
 
 def test_header_that_does_not_fit_the_weights(tmp_path: Path, make_tiny_model: Callable[..., TransformerNet]) -> None:

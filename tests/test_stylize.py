@@ -233,12 +233,13 @@ def test_naive_tiles_would_differ(stylizer: Stylizer) -> None:
 
 
 def test_large_images_are_tiled_automatically(stylizer: Stylizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fast_style.networks.johnson2016 as kind
     import fast_style.stylize as module
 
     batch = image_to_tensor(photo(96, 80))[None]
     untiled = stylizer.stylize_tensor(batch)
-    tiles, real = [], module.stylize_tiled
-    monkeypatch.setattr(module, "stylize_tiled", lambda model, x, tile: tiles.append(tile) or real(model, x, tile))
+    tiles, real = [], kind.stylize_tiled
+    monkeypatch.setattr(kind, "stylize_tiled", lambda model, x, tile: tiles.append(tile) or real(model, x, tile))
     monkeypatch.setattr(module, "CPU_MAX_PIXELS", 96 * 80 - 1)
     monkeypatch.setattr(module, "CPU_TILE", 64)
     assert (stylizer.stylize_tensor(batch) - untiled).abs().max() < 1e-4

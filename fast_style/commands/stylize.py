@@ -16,6 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="MODEL",
                         help="a bundled model's name (see `fast-style models`), or the model.safetensors "
                              "written by `fast-style train` (or its .json, or their folder)")
+    parser.add_argument("--style", metavar="PAINTING",
+                        help="for models that take any painting (e.g. --model arbitrary): the painting file, or "
+                             "a.jpg=0.5,b.jpg=0.5 to interpolate between several")
+    parser.add_argument("--alpha", type=float, metavar="X",
+                        help="with --style: 0 = the photo's own features, 1 = the full style (default 1)")
     parser.add_argument("--output", "-o", metavar="OUT",
                         help="a file for one input image; otherwise a folder (created; names and the "
                              "sub-folders of folder inputs are kept). Default: PHOTO_MODEL.EXT beside a "
@@ -49,12 +54,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import time
 
+    from fast_style.errors import FastStyleError
     from fast_style.images import ImageError
+    from fast_style.paintings import check_alpha
     from fast_style.safety import check_creatable, check_not_empty
     from fast_style.stylize import (Options, is_single_file, load_stylizer, plan_jobs, stylize_file,
                                     stylize_folder)
 
     check_not_empty(args.output, "--output")
+    alpha = check_alpha(args.alpha if args.alpha is not None else 1.0)
     options = Options(size=args.size, preserve_color=args.preserve_color, strength=args.strength,
                       tile=args.tile, keep_alpha=args.keep_alpha, batch_size=args.batch_size,
                       overwrite=args.overwrite)
@@ -66,6 +74,11 @@ def main(args: argparse.Namespace) -> int:
         raise ImageError(f"{output}: already exists; pass --overwrite to replace it")
     stylizer = load_stylizer(args.model, device=args.device, precision=args.precision,
                              channels_last=args.channels_last)
+    if args.style is not None or args.alpha is not None:
+        stylizer.set_style(args.style or "", alpha)  # the painting's statistics: once for the whole run
+    elif stylizer.kind.takes_style:
+        raise FastStyleError(f"--model {args.model}: this {stylizer.kind.name} model stylizes with any painting; "
+                             "pass --style PAINTING")
     if single:
         start = time.perf_counter()
         result = stylize_file(stylizer, jobs[0], options)

@@ -1,11 +1,12 @@
-"""``fast-style train``: train one transformation network for one painting."""
+"""``fast-style train``: train a network: one painting per network, or (architecture: adain) any painting."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-HELP = "Train a fast style network for one painting (Johnson et al. 2016); resumable."
+HELP = ("Train a fast style network for one painting (Johnson et al. 2016), or a decoder for any painting "
+        "(architecture=adain, configs/adain.yaml); resumable.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,8 +50,11 @@ def main(args: argparse.Namespace) -> int:
             import torch.distributed as dist
             dist.destroy_process_group()
     if trainer.dist.main:
+        from fast_style.networks import get_kind
+
+        style = " --style PAINTING" if get_kind(config.architecture).takes_style else ""
         print(f"wrote {path} (and {path.with_suffix('.json').name}) after {trainer.step} steps; "
-              f"stylize with: fast-style stylize --model {path} PHOTO")
+              f"stylize with: fast-style stylize --model {path}{style} PHOTO")
     return 0
 
 

