@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,22 @@ from fast_style.errors import FastStyleError
 # --device choices of every command (fast_style.runtime.resolve_device resolves them; kept here, free of
 # torch, so that --help stays instant).
 DEVICE_CHOICES = ["auto", "cpu", "cuda", "mps", "xpu"]
+PRECISION_CHOICES = ["auto", "fp32", "bf16", "fp16"]
+
+
+def add_device_options(parser: argparse.ArgumentParser, *, from_config: bool = False, scored: bool = False) -> None:
+    """``--device`` and ``--precision``, worded once for every command. ``from_config``: no argparse
+    default, so a config file's value stands unless the flag is given (both default to auto there);
+    ``scored``: the command reports losses, which are computed in fp32 whatever it ran in."""
+    default = None if from_config else "auto"
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default=default,
+                        help="where to run" + (" (default auto)" if from_config else ""))
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default=default,
+                        help="auto" + (" (default)" if from_config else "") + ": bf16 on CPUs with AMX-BF16 or "
+                             "AVX512-BF16 and on CUDA GPUs with bf16, fp32 elsewhere; fp16 needs a CUDA GPU"
+                             + ("; losses are scored in fp32 either way" if scored else ""))
+
+
 MAX_LIST_INT = 2**31 - 1  # sizes and step counts; larger ones overflow C sizes deep inside torch
 
 

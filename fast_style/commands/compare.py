@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fast_style.commands.common import DEVICE_CHOICES
+from fast_style.commands.common import add_device_options
 
 HELP = "Compare a trained network with Gatys optimisation on the same photos: loss, time, grid, report."
 
@@ -20,10 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", default="50,100,300", metavar="N,N,...", help="optimisation step budgets")
     parser.add_argument("--size", type=int, default=512, help="longer side of the photos in pixels")
     parser.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="the baseline's optimiser")
-    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to run")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                        help="what the network and the optimisation run in (auto: bf16 where the hardware has "
-                             "native bf16 maths); every image is scored in fp32")
+    add_device_options(parser, scored=True)
     parser.add_argument("--overwrite", action="store_true", help="replace the report of an earlier run in --output")
 
 

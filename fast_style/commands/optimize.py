@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fast_style.commands.common import DEVICE_CHOICES
+from fast_style.commands.common import add_device_options
 
 HELP = "Stylize one photo by Gatys et al. optimisation (the slow, flexible baseline)."
 
@@ -21,10 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--content-weight", type=float, help="weight of the content term")
     parser.add_argument("--style-weight", type=float, help="weight of the style term")
     parser.add_argument("--tv-weight", type=float, help="weight of the total-variation term")
-    parser.add_argument("--device", choices=DEVICE_CHOICES, help="where to run (default auto)")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="auto (default): bf16 where the hardware has native bf16 maths (CPUs with AMX-BF16 or "
-                             "AVX512-BF16, CUDA GPUs), else fp32; results are scored in fp32 either way")
+    add_device_options(parser, from_config=True, scored=True)
     parser.add_argument("--overwrite", action="store_true", help="replace OUT (and OUT.config.yaml) if they exist")
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML config; flags and key=value override it")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loss.style_weight=20")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fast_style.commands.common import DEVICE_CHOICES
+from fast_style.commands.common import add_device_options
 from pathlib import Path
 
 HELP = "Stylize photos (files, folders, globs) with a trained model: milliseconds per image on a GPU."
@@ -43,10 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="re-attach the photo's transparency to the output (png/webp/tiff)")
     parser.add_argument("--batch-size", type=int, default=1, metavar="N",
                         help="stylize up to N consecutive same-sized photos at once (helps on GPUs)")
-    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to run")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                        help="auto: bf16 on CPUs with AMX-BF16/AVX512-BF16 and on CUDA GPUs with bf16, fp32 "
-                             "elsewhere; fp16 needs a CUDA GPU")
+    add_device_options(parser)
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False,
                         help="NHWC memory layout (measured slower for this network on CPU and on an H100)")
 

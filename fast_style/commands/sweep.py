@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fast_style.commands.common import DEVICE_CHOICES
+from fast_style.commands.common import add_device_options
 
 HELP = "Optimise one photo for a range of style/content weight ratios; write a labelled strip and a GIF."
 
@@ -21,10 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="iterations per ratio (default 300)")
     parser.add_argument("--optimizer", choices=["lbfgs", "adam"], help="lbfgs (default) or adam")
     parser.add_argument("--init", choices=["content", "noise"], help="start from the photo (default) or noise")
-    parser.add_argument("--device", choices=DEVICE_CHOICES, help="where to run (default auto)")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="auto (default): bf16 where the hardware has native bf16 maths (CPUs with AMX-BF16 or "
-                             "AVX512-BF16, CUDA GPUs), else fp32; results are scored in fp32 either way")
+    add_device_options(parser, from_config=True, scored=True)
     parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier sweep in --output")
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML optimize config; flags and key=value override it")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loss.tv_weight=1")

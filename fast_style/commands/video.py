@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fast_style.commands.common import DEVICE_CHOICES
+from fast_style.commands.common import add_device_options
 import json
 from pathlib import Path
 
@@ -43,10 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never the input)")
     parser.add_argument("--batch-size", type=int, default=1, metavar="N",
                         help="stylize N frames at once (helps on GPUs; memory grows with N, not with the clip)")
-    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to run")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                        help="auto: bf16 on CPUs with AMX-BF16/AVX512-BF16 and on CUDA GPUs with bf16, fp32 "
-                             "elsewhere; fp16 needs a CUDA GPU")
+    add_device_options(parser)
 
 
 def main(args: argparse.Namespace) -> int:
