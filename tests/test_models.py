@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fast_style.checkpoint import load_model
+from fast_style.checkpoint import read_model
 from fast_style.models import DEFAULT_MODEL, bundled_models, read_card
 from fast_style.stylize import load_stylizer
 from fast_style.transformer import TransformerNet
@@ -37,7 +37,7 @@ def test_bundled_model_card_and_deterministic_stylization(name):
     assert training["steps"] > 0 and training["images_seen"] == training["steps"] * training["batch_size"]
     assert training["hardware"] and training["seconds"] > 0 and training["loss"]["style_weight"] > 0
     assert card["validation_loss"]["loss"] > 0
-    model, metadata = load_model(bundled_models()[name])
+    model, metadata = read_model(bundled_models()[name])
     assert isinstance(model, TransformerNet) and metadata["style"]["name"] == name
     photo = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -93,13 +93,13 @@ def test_fp16_storage_is_lossless_enough(tmp_path):
 
     with safe_open(str(bundled_models()[DEFAULT_MODEL]), framework="pt") as handle:
         assert all(handle.get_tensor(k).dtype == torch.float16 for k in handle.keys() if "weight" in k)
-    model, _ = load_model(bundled_models()[DEFAULT_MODEL])
+    model, _ = read_model(bundled_models()[DEFAULT_MODEL])
     exact = TransformerNet(model.config)
     generator = torch.Generator().manual_seed(2)
     exact.load_state_dict({k: v + 1e-3 * torch.randn(v.shape, generator=generator) * v.abs().mean()
                            for k, v in model.state_dict().items()})  # fp32 values fp16 cannot hold
     save_model(exact, tmp_path / "model.safetensors", {}, dtype=torch.float16)
-    halved, _ = load_model(tmp_path / "model.safetensors")
+    halved, _ = read_model(tmp_path / "model.safetensors")
     photo = torch.rand(1, 3, 64, 48, generator=generator)
     with torch.no_grad():
         assert (halved(photo) - exact.eval()(photo)).abs().max() < 1 / 255

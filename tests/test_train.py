@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fast_style.checkpoint import load_model, read_json
+from fast_style.checkpoint import read_model, read_json
 from fast_style.config import load_config
 from fast_style.data import DataError, StepBatchSampler, coco_image_paths
 from fast_style import train
@@ -57,7 +57,7 @@ def test_folder_training_writes_model_checkpoints_and_tensorboard(shared_data, p
     trainer = Trainer(config)
     path = trainer.run()
     assert path == output / "model.safetensors" and (output / "model.json").is_file()
-    model, info = load_model(path)
+    model, info = read_model(path)
     assert info["training"]["steps"] == 4 and info["style"]["size"] == 48
     expected = auto_precision(torch.device("cpu"))
     assert config.precision == "auto" and trainer.config.precision == expected.name, "auto is resolved and recorded"
@@ -189,7 +189,7 @@ def test_ddp_two_processes_match_one(shared_data, tmp_path):
     # zero up to rounding, and Adam turns that noise into +-lr steps. Those parameters cannot
     # change the output, so the networks are compared by what they compute.
     photos = torch.rand(2, 3, 40, 36, generator=torch.Generator().manual_seed(0))
-    outputs = [load_model(tmp_path / run / "model.safetensors")[0](photos) for run in ("one", "two")]
+    outputs = [read_model(tmp_path / run / "model.safetensors")[0](photos) for run in ("one", "two")]
     difference = (outputs[1] - outputs[0]).abs()
     assert difference.mean() < 2e-3 and difference.max() < 2e-2
 
@@ -200,7 +200,7 @@ def test_time_limit_stops_at_a_logged_step_and_writes_the_model(shared_data, pho
     config = load_config(TrainConfig, None, tiny(shared_data, output, steps=50, time_limit_minutes="0.000001",
                                                  **{"data.folder": photo_folder, "data.validation_count": 0}))
     path = Trainer(config).run()
-    _model, info = load_model(path)
+    _model, info = read_model(path)
     assert info["training"]["steps"] == 1 and info["training"]["stopped_by_time_limit"] is True
     assert "time limit of 1e-06 min reached at step 1" in capsys.readouterr().out
     assert latest_checkpoint(output / "checkpoints").name == "step_00000001", "and it can be resumed"

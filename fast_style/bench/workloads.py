@@ -26,7 +26,7 @@ import torch
 from fast_style.bench.fixtures import random_transformer, synthetic_photos, write_training_files
 from fast_style.bench.harness import Candidate
 from fast_style.bench.report import Workload
-from fast_style.checkpoint import load_model, save_model
+from fast_style.checkpoint import read_model, save_model
 from fast_style.losses import LossConfig, PerceptualLoss
 from fast_style.optimize import LOGIT_MARGIN, lbfgs, optimize_image, quantize
 from fast_style.precision import auto_precision
@@ -117,7 +117,7 @@ def plain_candidate(model_file: Path, batch: torch.Tensor, device: torch.device)
     """The baseline: the plain TransformerNet, fp32, contiguous, eager, under inference_mode."""
 
     def build() -> tuple[Callable[[], torch.Tensor], torch.Tensor]:
-        network = load_model(model_file)[0].to(device).eval()
+        network = read_model(model_file)[0].to(device).eval()
 
         def call() -> torch.Tensor:
             with torch.inference_mode():
