@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=256, help="longer side of the scored photos")
     parser.add_argument("--output", required=True, type=Path, help="folder for the run, curve.json, gatys.json")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--score-model", metavar="MODEL",
+                        help="instead of training, score this model file (e.g. a bundled model trained with the "
+                             "same recipe) on the study's photos against its cached Gatys results")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
     return parser.parse_args(argv)
 
@@ -93,11 +96,31 @@ def mean_terms(per_photo: dict[str, dict[str, float]]) -> dict[str, float]:
     return {key: sum(row[key] for row in rows) / len(rows) for key in rows[0]}
 
 
+def score_existing(model: Path, photos: list[Path], args: argparse.Namespace) -> int:
+    """One line for a model trained elsewhere: its ratio on the study's photos (Gatys from the cache)."""
+    from fast_style.runtime import resolve_device
+    from fast_style.stylize import resolve_model_path
+
+    model_file = resolve_model_path(str(model))
+    device = resolve_device(args.device)
+    precision = resolve_precision("auto", device).name
+    _network, metadata = read_model(model_file)
+    loss, tensors = scoring_setup(model_file, photos, args.size, device, precision)
+    gatys = mean_terms(gatys_losses(loss, photos, tensors, args.output / "gatys.json", device))
+    network = mean_terms(network_losses(model_file, loss, photos, tensors, device, precision))
+    print(json.dumps({"model": str(model), "images_seen": metadata.get("training", {}).get("images_seen"),
+                      "size": args.size, "photos": [path.name for path in photos], "network": network,
+                      f"gatys_{GATYS_STEPS}": gatys, "ratio": network["loss"] / gatys["loss"]}), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     milestones = sorted({int(step) for step in args.milestones.split(",")})
     photos = sorted(find_images([args.photos]), key=lambda path: path.name)[:args.count]
     args.output.mkdir(parents=True, exist_ok=True)
+    if args.score_model:
+        return score_existing(Path(args.score_model), photos, args)
     curve_file = args.output / "curve.json"
     curve = json.loads(curve_file.read_text()) if curve_file.is_file() else {"milestones": []}
     done = {entry["steps"] for entry in curve["milestones"]}

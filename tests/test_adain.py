@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from script_loader import load_script
 from fast_style import cli
 from fast_style.checkpoint import read_model, save_model
 from fast_style.config import load_config
@@ -285,14 +286,7 @@ def test_training_both_phases_resumes_exactly_and_writes_a_loadable_model(shared
 
 
 def load_record_quality():
-    """scripts/record_quality.py as a module (scripts are not a package)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "record_quality.py"
-    spec = importlib.util.spec_from_file_location("record_quality", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("record_quality")
 
 
 def test_record_quality_keeps_seen_and_held_out_paintings_apart_and_judges_the_held_out_bar():

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import tarfile
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("gpu_bundled", ROOT / "scripts" / "gpu_bundled.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from script_loader import load_script
 
 
 @pytest.mark.slow
 def test_dry_run_trains_compares_and_packs_few_small_files(shared_data: Path, tmp_path: Path) -> None:
-    script = load_script()
+    script = load_script("gpu_bundled")
     output = tmp_path / "out"
     code = script.main(["--output", str(output), "--work", str(tmp_path / "work"), "--dry-run",
                         "--models", "wave,udnie", "--photos-count", "1",

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
+from script_loader import load_script
 from fast_style.checkpoint import read_model
 from fast_style.models import DEFAULT_MODEL, bundled_models, read_card
 from fast_style.stylize import load_stylizer
@@ -47,12 +46,7 @@ def test_bundled_model_card_and_deterministic_stylization(name):
 
 
 def load_record_quality():
-    """scripts/record_quality.py as a module (scripts are not a package)."""
-    path = Path(__file__).resolve().parents[1] / "scripts" / "record_quality.py"
-    spec = importlib.util.spec_from_file_location("record_quality", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("record_quality")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
