@@ -114,6 +114,11 @@ def test_demo_writes_an_image_with_no_arguments(tmp_path):
     with Image.open(output) as image:
         assert image.size == (1024, 512)
     assert "fast_style_demo.png" in result.stdout
+    before = output.read_bytes()
+    again = subprocess.run([sys.executable, "-m", "fast_style.cli", "demo"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 2 and "pass --overwrite" in again.stderr, "an earlier picture is kept"
+    assert output.read_bytes() == before
 
 
 def test_models_lists_every_bundled_model(capsys):

@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, metavar="NAME", help="bundled model name (default starry_night)")
     parser.add_argument("--photo", default="astronaut", choices=PHOTOS, help="which scikit-image photo")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where to run")
+    parser.add_argument("--overwrite", action="store_true", help="replace the picture of an earlier run")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -33,8 +34,7 @@ def main(args: argparse.Namespace) -> int:
         import skimage.data
     except ImportError:
         raise FastStyleError("the demo photo comes from scikit-image: `pip install scikit-image`") from None
-    # The demo's own file is replaced on every run; anything else in the way is not.
-    check_output(args.output, overwrite=True, suffixes=SAVE_FORMATS)
+    check_output(args.output, overwrite=args.overwrite, suffixes=SAVE_FORMATS)
     photo = Image.fromarray(getattr(skimage.data, args.photo)())
     name = args.model or DEFAULT_MODEL
     stylizer = load_stylizer(name, device=args.device)
