@@ -63,8 +63,12 @@ def refuse_unusable(path: Path) -> None:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file; pass a model.safetensors written by `fast-style train`")
     with open(path, "rb") as handle:
-        magic = handle.read(4)
-    if magic[:1] == b"\x80" or magic == b"PK\x03\x04" or path.suffix in (".pt", ".pth", ".ckpt", ".pkl"):
+        start = handle.read(9)
+    # A safetensors file is an 8-byte header length, then the JSON header: its length may well start
+    # with the byte a pickle starts with (0x80), so the '{' after it is what tells them apart.
+    safetensors_shaped = start[8:9] == b"{"
+    pickled = start[:1] == b"\x80" or start[:4] == b"PK\x03\x04"
+    if (pickled and not safetensors_shaped) or path.suffix in (".pt", ".pth", ".ckpt", ".pkl"):
         raise CheckpointError(f"{path}: a pickle/torch file, which fast_style never loads (it could run code); "
                               "pass a model.safetensors written by `fast-style train`")
 

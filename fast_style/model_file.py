@@ -33,9 +33,14 @@ TENSOR_DTYPES = {"F32": 4, "F16": 2, "BF16": 2}  # what save_model writes (fp32,
 SETTING_RANGES: dict[str, dict[str, tuple[int, int]]] = {
     "johnson2016": {"width": (1, 512), "residual_blocks": (1, 64)},
     "adain": {"width": (1, 512)},
+    "johnson2016_multi": {"width": (1, 512), "residual_blocks": (1, 64)},
 }
 # Settings that are mappings rather than integers (checked by the kind that reads them), per architecture.
 MAPPING_SETTINGS: dict[str, frozenset[str]] = {"adain": frozenset({"encoder"})}
+# Settings that are lists of distinct, non-empty names (a multi-style model's paintings), per architecture.
+NAME_LIST_SETTINGS: dict[str, frozenset[str]] = {"johnson2016_multi": frozenset({"styles"})}
+MAX_NAMES = 1024
+MAX_NAME_CHARS = 200
 
 
 class CheckpointError(FastStyleError):
@@ -129,19 +134,35 @@ def check_settings(path: Path, architecture: str, settings: Mapping[str, Any]) -
     """Every setting known to ``architecture``, an integer within its range; nothing else."""
     ranges = SETTING_RANGES[architecture]
     mappings = MAPPING_SETTINGS.get(architecture, frozenset())
-    unknown = sorted(set(settings) - set(ranges) - mappings, key=str)
+    name_lists = NAME_LIST_SETTINGS.get(architecture, frozenset())
+    unknown = sorted(set(settings) - set(ranges) - mappings - name_lists, key=str)
     if unknown:
         raise CheckpointError(f"{path}: unknown {architecture} setting {show(unknown[0])} (known: "
                               f"{', '.join(ranges)}); upgrade fast_style")
     for name in mappings & set(settings):
         if not isinstance(settings[name], dict):
             raise CheckpointError(f"{path}: the {architecture} setting '{name}' is {show(settings[name])}, not a mapping")
+    for name in name_lists:
+        check_names(path, name, settings.get(name))
     for name, (low, high) in ranges.items():
         if name not in settings:
             raise CheckpointError(f"{path}: the {architecture} setting '{name}' is missing; the file is damaged")
         value = settings[name]
         if not is_int(value) or not low <= value <= high:
             raise CheckpointError(f"{path}: '{name}' must be an integer from {low} to {high}, got {show(value)}")
+
+
+def check_names(path: Path, setting: str, names: Any) -> None:
+    """A list of 1 to :data:`MAX_NAMES` distinct non-empty strings of at most :data:`MAX_NAME_CHARS`."""
+    if not isinstance(names, list) or not 1 <= len(names) <= MAX_NAMES:
+        raise CheckpointError(f"{path}: the setting '{setting}' must be a list of 1 to {MAX_NAMES} names, got "
+                              f"{show(names)}; the file is damaged")
+    for name in names:
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable():
+            raise CheckpointError(f"{path}: '{setting}' holds {show(name)}, not a name of 1 to {MAX_NAME_CHARS} "
+                                  "printable characters; the file is damaged")
+    if len(set(names)) != len(names):
+        raise CheckpointError(f"{path}: '{setting}' names a style twice; the file is damaged")
 
 
 def expected_shapes(network: torch.nn.Module) -> dict[str, tuple[int, ...]]:

@@ -37,6 +37,7 @@ from fast_style.images import ImageError
 from fast_style.losses import LossConfig
 from fast_style.networks import get_kind
 from fast_style.networks.adain_training import AdaINTrainConfig
+from fast_style.networks.multi_style_training import StyleAssignment, StylePainting
 from fast_style.precision import autocast, resolve_precision
 from fast_style.runtime import Device, progress, resolve_device, seed_everything
 from fast_style.safety import check_creatable, refuse_non_regular, same_file
@@ -56,8 +57,14 @@ class ValidationConfig:
 class TrainConfig:
     """Everything ``fast-style train`` needs; every key can be overridden as key=value."""
 
-    architecture: str = "johnson2016"  # the kind of network (fast_style.networks): johnson2016 or adain
+    # the kind of network (fast_style.networks): johnson2016, johnson2016_multi (implied by style_images) or adain
+    architecture: str = "johnson2016"
     style_image: str | None = None  # johnson2016: the one painting
+    # johnson2016_multi: several paintings in one network, each a path or {image, size, style_weight}
+    style_images: list[str | StylePainting] | None = None
+    init_from: str | None = None  # johnson2016_multi: a trained model (path or bundled name) to add paintings to
+    trainable: Literal["all", "norm"] = "all"  # norm: train only the style_images paintings' norm rows
+    style_assignment: StyleAssignment = "per_image"  # johnson2016_multi: which painting each image is trained with
     style_folder: str | None = None  # adain: a folder of paintings (searched recursively)
     style_size: int = side(512)  # the painting's longer side in pixels when its Gram targets are taken
     output_dir: str = "runs/style"
@@ -140,10 +147,21 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress_fraction)))
 
 
+def training_architecture(config: TrainConfig) -> str:
+    """The kind of network a config trains: ``style_images`` (several paintings) means johnson2016_multi."""
+    if config.style_images is not None and config.architecture == "johnson2016":
+        return "johnson2016_multi"
+    if config.architecture != "johnson2016_multi" and (config.init_from or config.trainable != "all"):
+        raise FastStyleError("init_from and trainable=norm add paintings to a multi-style network: list the new "
+                             "paintings in style_images=[a.jpg, ...]")
+    return config.architecture
+
+
 class Trainer:
     """Owns the model, loss, optimiser and data of one run; ``run()`` trains to ``steps``."""
 
     def __init__(self, config: TrainConfig):
+        config = replace(config, architecture=training_architecture(config))
         kind = get_kind(config.architecture)
         self.dist = init_distributed(config.device)
         self.device = resolve_device(config.device)
@@ -164,7 +182,8 @@ class Trainer:
         # Its loss network runs in config.precision (resolved above).
         self.task = kind.training(config, self.device, self.memory_format)
         self.model, self.loss = self.task.model, self.task.loss
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        trainable = getattr(self.task, "trainable_parameters", self.model.parameters)
+        self.optimizer = torch.optim.Adam(trainable(), lr=config.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         paths, validation = split_validation(training_paths(config.data), config.data)
         self.train_set = PhotoDataset(paths, config.image_size, preload=config.data.preload)
@@ -499,7 +518,8 @@ class Trainer:
 
 
 # What makes two runs the same run: resuming with any of these changed would mix two trainings.
-RUN_IDENTITY = ("style_image", "style_size", "image_size", "model", "loss")
+RUN_IDENTITY = ("architecture", "style_image", "style_images", "init_from", "trainable", "style_assignment",
+                "style_size", "image_size", "model", "loss")
 
 
 def _flatten(data: dict, cls: type, prefix: str = "") -> dict[str, object]:

@@ -6,8 +6,9 @@ things stylize, tiling, export and compare need that differ between kinds. Every
 or runs a model goes through :func:`get_kind`, so a new kind is one new module plus its tests, and
 a model file naming an architecture this fast_style does not know gets one clear line.
 
-Kinds: ``johnson2016`` (one painting per network, :mod:`fast_style.networks.johnson2016`) and
-``adain`` (any painting, :mod:`fast_style.networks.adain`).
+Kinds: ``johnson2016`` (one painting per network, :mod:`fast_style.networks.johnson2016`),
+``johnson2016_multi`` (several paintings in one network, chosen by name:
+:mod:`fast_style.networks.multi_style`) and ``adain`` (any painting, :mod:`fast_style.networks.adain`).
 """
 
 from __future__ import annotations
@@ -113,4 +114,4 @@ def kind_of(network: nn.Module) -> NetworkKind:
     return get_kind(network.config.architecture)
 
 
-from fast_style.networks import adain, johnson2016  # noqa: E402,F401  (each registers itself)
+from fast_style.networks import adain, johnson2016, multi_style  # noqa: E402,F401  (each registers itself)

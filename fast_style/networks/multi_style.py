@@ -1,0 +1,235 @@
+"""``johnson2016_multi``: several paintings in one network (Dumoulin et al. 2017, conditional instance norm).
+
+Johnson's network (:mod:`fast_style.transformer`) with every instance norm made *conditional*: the
+convolutions are shared by all paintings, and each painting owns one row of scale (γ) and shift (β)
+in every norm layer, about 3.2k numbers per painting at width 32. A mix of paintings is a weighted
+sum of their rows (weights normalised to sum to 1), so one-hot weights give exactly a painting's row.
+
+Stylizing first fixes the mix (:meth:`MultiStyleNet.select`); :meth:`MultiStyleNet.single_style`
+then folds the mixed rows into a plain :class:`~fast_style.transformer.TransformerNet`, so inference,
+its fast form and tiling are johnson2016's own and a multi-style model costs nothing extra to run.
+Training gives every image of a batch its own painting (``select`` with one row of weights per image).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fast_style.config import positive, sequence
+from fast_style.errors import FastStyleError
+from fast_style.inference import inference_network
+from fast_style.model_file import MAX_NAMES as MAX_STYLES  # far beyond Dumoulin et al.'s 32
+from fast_style.networks import ExportSpec, register
+from fast_style.tiling import stylize_tiled
+from fast_style.transformer import ModelConfig, TransformerNet
+
+ARCHITECTURE = "johnson2016_multi"
+
+
+@dataclass
+class MultiStyleConfig:
+    """The network's size and its paintings' names in row order; recorded in model.json's ``model``."""
+
+    architecture: ClassVar[str] = ARCHITECTURE
+    width: int = positive(32)
+    residual_blocks: int = positive(5)
+    styles: list[str] = sequence([])
+
+    def to_metadata(self) -> dict:
+        return {"architecture": ARCHITECTURE, **dataclasses.asdict(self)}
+
+    def plain(self) -> ModelConfig:
+        """The single-painting network of the same size."""
+        return ModelConfig(width=self.width, residual_blocks=self.residual_blocks)
+
+
+class ConditionalInstanceNorm2d(nn.Module):
+    """Instance norm whose scale and shift are a weighted sum of per-painting rows.
+
+    ``mix`` ((B|1, styles) weights summing to 1) is set by the network before each forward pass. The
+    rows are mixed with elementwise products and a sum, never a matrix product, so they stay fp32
+    under autocast and a one-hot mix reproduces its row bit for bit.
+    """
+
+    def __init__(self, channels: int, styles: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(styles, channels))
+        self.bias = nn.Parameter(torch.zeros(styles, channels))
+        self.mix: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mix is None:
+            raise FastStyleError("no painting chosen for this multi-style network: call select() first")
+        mix = self.mix.to(self.weight.dtype).unsqueeze(-1)  # (B|1, styles, 1)
+        scale = (mix * self.weight).sum(1)[..., None, None]
+        shift = (mix * self.bias).sum(1)[..., None, None]
+        return F.instance_norm(x) * scale + shift
+
+
+def normalised(mix: torch.Tensor) -> torch.Tensor:
+    """Weights divided by their sum per row, so ``a=1,b=1`` and ``a=0.5,b=0.5`` are the same mix."""
+    return mix / mix.sum(-1, keepdim=True)
+
+
+class MultiStyleNet(TransformerNet):
+    """Photo in, stylized photo out, in the painting mix chosen by :meth:`select`.
+
+    A :class:`TransformerNet` whose instance norms are :class:`ConditionalInstanceNorm2d`: tensor
+    names are johnson2016's, the norms' weights having one row per painting.
+    """
+
+    def __init__(self, config: MultiStyleConfig | None = None):
+        config = config or MultiStyleConfig()
+        if not 1 <= len(config.styles) <= MAX_STYLES:
+            raise FastStyleError(f"a multi-style network needs 1 to {MAX_STYLES} paintings, got {len(config.styles)}")
+        super().__init__(config.plain())
+        self.config = config
+        for parent in list(self.modules()):
+            for name, child in parent.named_children():
+                if isinstance(child, nn.InstanceNorm2d):
+                    setattr(parent, name, ConditionalInstanceNorm2d(child.num_features, len(config.styles)))
+
+    @property
+    def norms(self) -> list[ConditionalInstanceNorm2d]:
+        return [module for module in self.modules() if isinstance(module, ConditionalInstanceNorm2d)]
+
+    @property
+    def styles(self) -> list[str]:
+        return list(self.config.styles)
+
+    def select(self, mix: torch.Tensor) -> None:
+        """Stylize with ``mix`` from now on: (styles,) for every image or (B, styles) one row per image,
+        non-negative, normalised here."""
+        mix = normalised(mix.reshape(-1, len(self.config.styles)).float())
+        for norm in self.norms:
+            norm.mix = mix
+
+    @torch.no_grad()
+    def single_style(self) -> TransformerNet:
+        """A plain network computing this one with the selected (single-row) mix: the mixed rows become
+        ordinary instance-norm parameters."""
+        mix = self.norms[0].mix
+        if mix is None or mix.shape[0] != 1:
+            raise FastStyleError("single_style needs one mix for every image; call select() with (styles,) weights")
+        plain = TransformerNet(self.config.plain())
+        conditional = dict(self.named_modules())
+        for name, module in plain.named_modules():
+            if isinstance(module, nn.InstanceNorm2d):
+                source = conditional[name]
+                weights = mix.to(source.weight.device).T  # (styles, 1)
+                module.weight.copy_((weights * source.weight).sum(0))
+                module.bias.copy_((weights * source.bias).sum(0))
+        plain_state = plain.state_dict()
+        for name, value in self.state_dict().items():
+            if plain_state[name].shape == value.shape:
+                plain_state[name] = value
+        plain.load_state_dict(plain_state)
+        return plain.to(next(self.parameters()).device, next(self.parameters()).dtype)
+
+
+def mix_of(styles: Sequence[str], weights: Mapping[str, float], text: str) -> torch.Tensor:
+    """The (styles,) weight vector for ``{name: weight}``; unknown names, negative weights or weights
+    summing to 0 are one line (``text`` is what the user wrote, for the message)."""
+    known = ", ".join(styles)
+    mix = torch.zeros(len(styles))
+    for name, weight in weights.items():
+        if name not in styles:
+            raise FastStyleError(f"--style {text}: this model has no style '{name}' (it has: {known})")
+        if not weight >= 0:
+            raise FastStyleError(f"--style {text}: weights must be 0 or more")
+        mix[styles.index(name)] += weight
+    if not float(mix.sum()) > 0:
+        raise FastStyleError(f"--style {text}: give at least one style with a weight above 0 (styles: {known})")
+    return mix
+
+
+def parse_mix(text: str, styles: Sequence[str]) -> torch.Tensor:
+    """``"starry_night"`` or ``"starry_night=0.7,wave=0.3"`` -> the (styles,) weight vector."""
+    weights: dict[str, float] = {}
+    for part in (item.strip() for item in text.split(",")):
+        if not part:
+            continue
+        name, sep, weight = part.rpartition("=")
+        if not sep:
+            name, weight = part, "1"
+        try:
+            value = float(weight)
+        except ValueError:
+            raise FastStyleError(f"--style {text}: '{weight}' is not a weight; write NAME or a=0.7,b=0.3") from None
+        weights[name.strip()] = weights.get(name.strip(), 0.0) + value
+    return mix_of(styles, weights, text)
+
+
+class ExportableMultiStyle(nn.Module):
+    """(image, style_weights) -> stylized: the mix is an input of the exported graph."""
+
+    def __init__(self, net: MultiStyleNet):
+        super().__init__()
+        from fast_style.export import ExportableNet  # export imports the registry: import here
+
+        self.net = net
+        self.body = ExportableNet(net)
+
+    def forward(self, image: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        self.net.select(style_weights)
+        return self.body(image)
+
+
+class MultiStyle:
+    """Registry entry for :class:`MultiStyleNet`."""
+
+    name = ARCHITECTURE
+    takes_style = False  # no painting file: styles are chosen by name (style_names)
+
+    def build(self, settings: dict[str, Any]) -> MultiStyleNet:
+        return MultiStyleNet(MultiStyleConfig(**settings))
+
+    def style_names(self, network: MultiStyleNet) -> list[str]:
+        return network.styles
+
+    def stored_tensors(self, network: MultiStyleNet) -> dict[str, torch.Tensor]:
+        return network.state_dict()
+
+    def load_tensors(self, network: MultiStyleNet, tensors: dict[str, torch.Tensor]) -> None:
+        network.load_state_dict({name: value.float() for name, value in tensors.items()})
+
+    def inference_form(self, network: MultiStyleNet, winograd: bool) -> TransformerNet:
+        return inference_network(network.single_style(), winograd=winograd)
+
+    def stylize_tiled(self, network: MultiStyleNet, batch: torch.Tensor, tile: int) -> torch.Tensor:
+        """johnson2016's exact tiling, on the plain network of the selected mix (tiling fixes each
+        instance norm's statistics, which it finds by type)."""
+        return stylize_tiled(network.single_style(), batch, tile)
+
+    def bytes_per_pixel(self, network: MultiStyleNet, element: int) -> int:
+        return 7 * network.config.width * element  # as johnson2016: the same activations
+
+    def export_spec(self, network: MultiStyleNet) -> ExportSpec:
+        axes = {0: "batch", 2: "height", 3: "width"}
+        count = len(network.styles)
+
+        def example(shape: tuple[int, ...], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.rand(shape, generator=generator), torch.rand((shape[0], count), generator=generator) + 0.01
+
+        def reference(image: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+            network.select(style_weights)
+            return network(image)
+
+        return ExportSpec(ExportableMultiStyle(network).eval(), ["image", "style_weights"],
+                          {"image": axes, "style_weights": {0: "batch"}, "stylized": axes}, example, reference)
+
+    def training(self, config: Any, device: torch.device, memory_format: torch.memory_format) -> Any:
+        """The conditional network's step (:class:`~fast_style.networks.multi_style_training.MultiStyleTask`)."""
+        from fast_style.networks.multi_style_training import MultiStyleTask  # imports this module: import here
+
+        return MultiStyleTask(config, device, memory_format)
+
+
+KIND = register(MultiStyle())

