@@ -1,9 +1,10 @@
-"""Bundled style models: the ones that ship in ``checkpoints/``, usable by name.
+"""Finding a model: what ``--model`` names, whether a bundled model or a file, in one place.
 
-Each bundled model is a folder ``checkpoints/<name>/`` holding the trainer's
-``model.safetensors`` + ``model.json`` and a ``card.json`` model card (painting, artist,
-licence, training recipe, losses, hardware). ``--model starry_night`` resolves to it
-(:func:`fast_style.stylize.resolve_model_path`); any other value is taken as a path. ``FAST_STYLE_MODELS`` points at another folder of models.
+Bundled models ship in ``checkpoints/``, usable by name: each is a folder ``checkpoints/<name>/``
+holding the trainer's ``model.safetensors`` + ``model.json`` and a ``card.json`` model card
+(painting, artist, licence, training recipe, losses, hardware). ``--model starry_night`` resolves
+to it (:func:`resolve_model_path`); any other value is taken as a path. ``FAST_STYLE_MODELS``
+points at another folder of models.
 """
 
 from __future__ import annotations
@@ -40,3 +41,24 @@ def read_card(name: str) -> dict[str, Any]:
     if not isinstance(card, dict):  # $FAST_STYLE_MODELS may hold downloaded models: their cards are untrusted
         raise CheckpointError(f"{path}: the top level is {type(card).__name__}, not a mapping; the card is damaged")
     return card
+
+
+def resolve_model_path(name_or_path: str) -> Path:
+    """The .safetensors file for a bundled model's name, or a model given as that file, the .json
+    beside it, or their folder."""
+    from fast_style.checkpoint import CheckpointError, model_path
+
+    bundled = bundled_models()
+    if str(name_or_path) in bundled and not Path(name_or_path).exists():
+        return bundled[str(name_or_path)]
+    path = model_path(name_or_path)
+    if not path.is_file() and str(name_or_path) in bundled:
+        raise CheckpointError(f"{name_or_path}: a local {'folder' if Path(name_or_path).is_dir() else 'file'} of "
+                              f"this name hides the bundled model '{name_or_path}' (and holds no model); pass "
+                              f"{bundled[str(name_or_path)]} for the bundled one, or run from another folder")
+    if not path.is_file():
+        names = ", ".join(bundled) or "none"
+        raise CheckpointError(f"{name_or_path}: no model found (looked for {path}; bundled models: {names}); pass "
+                              "a bundled name, the model.safetensors written by `fast-style train`, its .json, "
+                              "or their folder")
+    return path

@@ -101,16 +101,24 @@ def check_not_an_input(path: Path, inputs: Iterable[str | Path | None], flag: st
 
 
 def check_output(path: str | Path, *, inputs: Iterable[str | Path | None] = (), overwrite: bool = False,
-                 flag: str = "--output", suffixes: Iterable[str] | None = None) -> Path:
+                 flag: str = "--output", suffixes: Iterable[str] | None = None, holding: str | None = None) -> Path:
     """Everything that can be known about a file output before the work: not empty, a known suffix,
     its folder exists, not an input, not something other than a regular file, and not an existing
-    result unless ``overwrite``. Returns the path."""
+    result unless ``overwrite``. Returns the path.
+
+    ``holding`` names what the files of those ``suffixes`` hold (``"videos"``); the refusal of another
+    suffix then says so and lists the suffixes in their given order.
+    """
     check_not_empty(str(path), flag)
     path = Path(path)
     if suffixes is not None:
-        known = sorted(set(suffixes))
-        if path.suffix.lower() not in known:
-            raise FastStyleError(f"{path}: unknown output suffix {path.suffix or '(none)'!r}; use {', '.join(known)}")
+        suffixes = list(suffixes)
+        if path.suffix.lower() not in suffixes:
+            if holding is not None:
+                raise FastStyleError(f"{path}: cannot write '{path.suffix}' {holding}; "
+                                     f"use one of {', '.join(suffixes)}")
+            raise FastStyleError(f"{path}: unknown output suffix {path.suffix or '(none)'!r}; "
+                                 f"use {', '.join(sorted(set(suffixes)))}")
     if not path.parent.is_dir():
         raise FastStyleError(f"{path}: folder {path.parent} does not exist; create it or choose another {flag}")
     check_not_an_input(path, inputs, flag)

@@ -82,7 +82,7 @@ def network_losses(model_file: Path, loss: PerceptualLoss, photos: list[Path], t
                    device: torch.device, precision: str) -> dict[str, dict[str, float]]:
     """The trained network's terms per photo (run in the study's precision, scored in fp32)."""
     network, metadata = read_model(model_file)
-    stylizer = Stylizer(network, metadata, device, precision, fast=device.type == "cpu")
+    stylizer = Stylizer(network, metadata, device, resolve_precision(precision, device), fast=device.type == "cpu")
     results = {}
     with loss.network.computing("fp32"):
         for path, photo in zip(photos, tensors):
@@ -99,7 +99,7 @@ def mean_terms(per_photo: dict[str, dict[str, float]]) -> dict[str, float]:
 def score_existing(model: Path, photos: list[Path], args: argparse.Namespace) -> int:
     """One line for a model trained elsewhere: its ratio on the study's photos (Gatys from the cache)."""
     from fast_style.runtime import resolve_device
-    from fast_style.stylize import resolve_model_path
+    from fast_style.models import resolve_model_path
 
     model_file = resolve_model_path(str(model))
     device = resolve_device(args.device)

@@ -21,10 +21,10 @@ from PIL import Image
 from fast_style import cli
 from fast_style.bench.fixtures import random_transformer
 from fast_style.checkpoint import save_model
-from fast_style.compare import PAD, ROW_HEIGHT, band_height, make_grid
 from fast_style.config import from_dict, to_dict
 from fast_style.images import load_image
 from fast_style.losses import LossConfig, PerceptualLoss
+from fast_style.pictures import PAD, ROW_HEIGHT, band_height, make_grid
 from fast_style.transformer import ModelConfig
 from fast_style.vgg import LossNetworkConfig
 

@@ -745,10 +745,10 @@ def test_non_finite_or_huge_stylize_flags(capsys, work, flags, words) -> None:
 @pytest.mark.parametrize("suffix, size, limit", [(".webp", 17000, 16383), (".jpg", 70000, 65500)])
 def test_a_size_the_output_format_cannot_hold_is_refused_before_the_network(capsys, work, monkeypatch, suffix,
                                                                              size, limit) -> None:
-    import fast_style.stylize as stylize
+    import fast_style.stylize_files as stylize_files
 
     noise(2, 300).save(work / "thin.png")  # thin, so the pixel count stays small at that length
-    monkeypatch.setattr(stylize, "stylize_batch", lambda *a: pytest.fail("the network ran"))
+    monkeypatch.setattr(stylize_files, "stylize_batch", lambda *a: pytest.fail("the network ran"))
     output = work / f"o{suffix}"
     assert_refused(run(capsys, "stylize", work / "thin.png", "--model", work / "model", "-o", output, "--size",
                        size), "stylize", output, f"at most {limit} px")
@@ -865,12 +865,12 @@ def test_a_local_folder_named_like_a_bundled_model(capsys, work, monkeypatch) ->
                                                                "DefaultCPUAllocator: can't allocate memory: you "
                                                                "tried to allocate 400000000000 bytes.")])
 def test_running_out_of_memory_is_one_line(capsys, work, monkeypatch, error) -> None:
-    import fast_style.stylize as stylize
+    import fast_style.stylize_files as stylize_files
 
     def exhausted(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(stylize, "stylize_batch", exhausted)
+    monkeypatch.setattr(stylize_files, "stylize_batch", exhausted)
     assert_refused(run(capsys, "stylize", work / "photo.png", "--model", work / "model", "-o", work / "o.png"),
                    "stylize", "out of memory", "smaller size")
     assert not (work / "o.png").exists()
@@ -878,12 +878,12 @@ def test_running_out_of_memory_is_one_line(capsys, work, monkeypatch, error) -> 
 
 def test_other_runtime_errors_keep_their_traceback(work, monkeypatch) -> None:
     """Only allocation failures are the user's to fix; any other RuntimeError is a bug and must show."""
-    import fast_style.stylize as stylize
+    import fast_style.stylize_files as stylize_files
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(stylize, "stylize_batch", broken)
+    monkeypatch.setattr(stylize_files, "stylize_batch", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["stylize", str(work / "photo.png"), "--model", str(work / "model"), "-o", str(work / "o.png")])
 

@@ -14,6 +14,7 @@ from fast_style.inference import (
     has_flat_photo,
     inference_network,
 )
+from fast_style.precision import Precision
 from fast_style.stylize import Stylizer
 
 
@@ -51,7 +52,8 @@ def count(module: torch.nn.Module, kind: type) -> int:
 def test_cpu_fp32_stylizer_runs_winograd_and_bf16_does_not(make_tiny_model) -> None:
     model = make_tiny_model(width=8, residual_blocks=2)
     fp32 = Stylizer(model, {}, torch.device("cpu"), fast=True)
-    bf16 = Stylizer(copy.deepcopy(model), {}, torch.device("cpu"), "bf16", fast=True)  # casts in place
+    bf16 = Stylizer(copy.deepcopy(model), {}, torch.device("cpu"), Precision("bf16", "asked for"),
+                    fast=True)  # casts in place
     assert count(fp32.network, WinogradConv3x3) == 4, "both convs of both residual blocks"
     assert count(bf16.network, WinogradConv3x3) == 0, "Winograd's transforms lose too much in bf16"
     photo = torch.rand(1, 3, 72, 52)

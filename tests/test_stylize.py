@@ -23,6 +23,7 @@ from fast_style import cli
 from fast_style.checkpoint import CheckpointError, save_model
 from fast_style.errors import FastStyleError
 from fast_style.images import image_to_tensor, tensor_to_image
+from fast_style.models import resolve_model_path
 from fast_style.stylize import (
     Options,
     Stylizer,
@@ -30,7 +31,6 @@ from fast_style.stylize import (
     load_stylizer,
     luminance,
     preserve_color,
-    resolve_model_path,
 )
 from fast_style.tiling import FixedStatsNorm, fixed_norm_statistics, tile_spans
 from fast_style.transformer import TransformerNet
@@ -185,7 +185,7 @@ def test_auto_precision_stylizes_in_bf16_where_fast(model_file: Path, tmp_path: 
 
     for has_units, expected in ((True, "bf16"), (False, "fp32")):
         monkeypatch.setattr(precision, "_torch_cpu_flag", lambda name, has_units=has_units: has_units)
-        assert load_stylizer(model_file, device="cpu").precision == expected
+        assert load_stylizer(model_file, device="cpu").precision.name == expected
         source = tmp_path / f"photo_{expected}.png"
         photo(40, 30).save(source)
         assert cli.main(["stylize", "--device", "cpu", "--model", str(model_file), str(source),
@@ -466,7 +466,7 @@ def test_stylizing_a_folder_twice_exits_0_and_only_real_failures_exit_1(
 
 def test_batch_size_writes_the_same_files(model_file: Path, tmp_path: Path, monkeypatch) -> None:
     """Same-sized photos really form batches (counted), and batching changes no output pixel."""
-    import fast_style.stylize as module
+    import fast_style.stylize_files as module
 
     folder = tmp_path / "same_size"
     folder.mkdir()

@@ -28,7 +28,8 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fast_style.commands.common import model_name, parse_int_list
-    from fast_style.compare import REPORT_FILES, compare, format_table
+    from fast_style.compare import compare
+    from fast_style.compare_report import REPORT_FILES, format_table
     from fast_style.config import MAX_SIDE
     from fast_style.errors import FastStyleError
     from fast_style.safety import check_creatable, check_not_empty, check_output_folder

@@ -27,6 +27,7 @@ def main(args: argparse.Namespace) -> int:
     from fast_style.errors import FastStyleError
     from fast_style.images import SAVE_FORMATS, save_image
     from fast_style.models import DEFAULT_MODEL
+    from fast_style.pictures import hstack
     from fast_style.safety import check_output
     from fast_style.stylize import load_stylizer
 
@@ -42,10 +43,7 @@ def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     result = stylizer.stylize(photo)
     seconds = time.perf_counter() - started
-    pair = Image.new("RGB", (photo.width * 2, photo.height))
-    pair.paste(photo.convert("RGB"), (0, 0))
-    pair.paste(result, (photo.width, 0))
-    path = save_image(pair, args.output)
+    path = save_image(hstack([photo, result]), args.output)
     print(f"wrote {path}: scikit-image's '{args.photo}' ({photo.width}x{photo.height}) | stylized by the "
           f"bundled '{name}' model in {seconds * 1000:.0f} ms on {stylizer.device}")
     return 0

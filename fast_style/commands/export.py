@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from fast_style.commands.common import model_name
     from fast_style.export import CHECK_SHAPES, check_output_format, export_model
+    from fast_style.models import resolve_model_path
     from fast_style.safety import check_not_empty, check_output
-    from fast_style.stylize import resolve_model_path
 
     check_not_empty(args.output, "--output")
     output = args.output or f"{model_name(args.model)}{'.pt' if args.format == 'torchscript' else '.onnx'}"

@@ -55,8 +55,8 @@ def main(args: argparse.Namespace) -> int:
     from fast_style.images import ImageError
     from fast_style.paintings import check_alpha
     from fast_style.safety import check_creatable, check_not_empty
-    from fast_style.stylize import (Options, is_single_file, load_stylizer, plan_jobs, stylize_file,
-                                    stylize_folder)
+    from fast_style.stylize import Options, load_stylizer
+    from fast_style.stylize_files import is_single_file, plan_jobs, stylize_file, stylize_folder
 
     check_not_empty(args.output, "--output")
     alpha = check_alpha(args.alpha if args.alpha is not None else 1.0)
@@ -80,10 +80,10 @@ def main(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         result = stylize_file(stylizer, jobs[0], options)
         print(f"wrote {output} ({result.shape[-1]}x{result.shape[-2]}) in {time.perf_counter() - start:.2f} s, "
-              f"{stylizer.precision} ({stylizer.precision_reason})")
+              f"{stylizer.precision.name} ({stylizer.precision.reason})")
         return 0
     summary = stylize_folder(stylizer, jobs, options)
-    print(f"{summary.line(output)}, {stylizer.precision} ({stylizer.precision_reason})")
+    print(f"{summary.line(output)}, {stylizer.precision.name} ({stylizer.precision.reason})")
     return 1 if summary.skipped else 0
 
 
@@ -92,7 +92,7 @@ def default_output(inputs: list[str], model: str, fmt: str | None) -> Path:
     kept where it can be written, else png), otherwise the folder ``stylized_starry_night``; named
     after a bundled model, or a trained model's file or folder."""
     from fast_style.commands.common import model_name
-    from fast_style.stylize import OUTPUT_FORMATS, WRITABLE_SUFFIXES
+    from fast_style.stylize_files import OUTPUT_FORMATS, WRITABLE_SUFFIXES
 
     name = model_name(model)
     photo = Path(inputs[0])

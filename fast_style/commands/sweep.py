@@ -31,10 +31,10 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fast_style.commands.common import parse_float_list
-    from fast_style.compare import sweep, sweep_files
     from fast_style.config import load_config
     from fast_style.optimize import OptimizeConfig
     from fast_style.safety import check_creatable, check_output_folder
+    from fast_style.sweep import sweep, sweep_files
 
     values = {"content": args.content, "style": args.style, "size": args.size,
               "steps": args.steps, "optimizer": args.optimizer, "init": args.init, "device": args.device,

@@ -323,6 +323,4 @@ def open_writer(temp: Path, suffix: str, info: VideoInfo, size: tuple[int, int])
 def check_output(source: Path, target: Path, *, overwrite: bool) -> None:
     """Refuse an unknown format, the input itself (links too), anything but a regular file, and an
     existing file without ``overwrite``: the project's one output rule (:func:`fast_style.safety.check_output`)."""
-    if target.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise VideoError(f"{target}: cannot write '{target.suffix}' videos; use one of {', '.join(OUTPUT_SUFFIXES)}")
-    safety.check_output(target, inputs=[source], overwrite=overwrite)
+    safety.check_output(target, inputs=[source], overwrite=overwrite, suffixes=OUTPUT_SUFFIXES, holding="videos")
