@@ -16,9 +16,10 @@ from safetensors.torch import load_file
 from fast_style.checkpoint import read_model, read_json
 from fast_style.config import load_config
 from fast_style.data import DataError, StepBatchSampler, coco_image_paths
-from fast_style import train
+from fast_style import train_log
 from fast_style.precision import auto_precision
-from fast_style.train import TrainConfig, Trainer, duration
+from fast_style.train import TrainConfig, Trainer
+from fast_style.train_log import duration
 from fast_style.train_state import latest_checkpoint, verify
 
 
@@ -50,7 +51,7 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 
 def test_folder_training_writes_model_checkpoints_and_tensorboard(shared_data, photo_folder, tmp_path, capsys,
                                                                   monkeypatch):
-    monkeypatch.setattr(train, "PROGRESS_LINE_EVERY_S", 0.0)  # a line per logged step (no bar: not a terminal)
+    monkeypatch.setattr(train_log, "PROGRESS_LINE_EVERY_S", 0.0)  # a line per logged step (no bar: not a terminal)
     output = tmp_path / "run"
     config = load_config(TrainConfig, None, tiny(shared_data, output, **{"data.folder": photo_folder,
                                                                          "data.validation_count": 0}))
@@ -99,6 +100,7 @@ def test_validation_images_in_tensorboard(shared_data, tmp_path):
     assert "validation/stylized" in events.Tags()["images"]
     assert "validation/loss" in events.Tags()["scalars"]
     assert any(tag.startswith("config") for tag in events.Tags()["tensors"])  # the config as text
+
 
 
 def test_coco_listing_uses_annotations(shared_data):
