@@ -143,8 +143,11 @@ class Trainer:
         self.model, self.loss = self.task.model, self.task.loss
 
     def _set_up_optimizer(self) -> None:
-        """Adam over the model; a grad scaler that only acts in fp16."""
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+        """Adam over the task's ``trainable_parameters()`` where it names some (e.g. to train part of the
+        model), else over the whole model; a grad scaler that only acts in fp16."""
+        choose = getattr(self.task, "trainable_parameters", None)
+        parameters = choose() if choose is not None else self.model.parameters()
+        self.optimizer = torch.optim.Adam(parameters, lr=self.config.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.config.precision == "fp16")
 
     def _set_up_data(self) -> None:
