@@ -117,7 +117,7 @@ class Trainer:
         set_determinism(config.deterministic)
         seed_everything(config.seed)  # before the task builds (initialises) the network
         self.output_dir = Path(config.output_dir)
-        self.log = train_log(self.dist.main, config.steps, config.batch_size * self.dist.world)
+        self.log = train_log(self.dist.main, config.steps, config.batch_size)  # batch_size: the global batch
         self._set_up_state()
         self._set_up_task(kind)
         self._set_up_optimizer()

@@ -34,7 +34,8 @@ def duration(seconds: float) -> str:
 
 
 class TrainLog:
-    """Rank 0's log of a run of ``steps`` steps of ``images_per_step`` photos.
+    """Rank 0's log of a run of ``steps`` steps of ``images_per_step`` photos (the global batch, all
+    ranks together).
 
     ``history`` is the loss curve as logged (training losses at logged steps, validation results):
     the log writes it, checkpoints carry it, and model.json keeps it as ``loss_history``.
