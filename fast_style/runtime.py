@@ -1,15 +1,19 @@
-"""Where and how computations run: device choice, seeding, progress bars.
+"""Where and how computations run: device choice, seeding, torch's global flags, progress bars, and
+stopping a long loop cleanly on Ctrl-C or SIGTERM.
 
 Kept in one place so every command resolves ``--device auto`` and shows progress the same
-way, and a missing GPU is one clear line rather than a CUDA traceback.
+way, and a missing GPU is one clear line rather than a CUDA traceback. (A torchrun job's
+process group is :mod:`fast_style.distributed`; precision rules are :mod:`fast_style.precision`.)
 """
 
 from __future__ import annotations
 
 import os
 import random
+import signal
 import sys
-from typing import Iterable, Literal, TypeVar
+from types import FrameType, TracebackType
+from typing import Any, Iterable, Literal, TypeVar
 
 import torch
 
@@ -59,6 +63,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def set_determinism(deterministic: bool) -> None:
+    """torch's process-wide kernel choice: deterministic algorithms (runs repeat bit for bit, a little
+    slower), or cuDNN benchmarking (the fastest convolution per shape, chosen by timing, so not repeatable).
+
+    Process-wide, so set once by the command that runs, never by a library call in passing.
+    """
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
 def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
              unit: str = "it", disable: bool | None = None):
     """A tqdm bar on stderr; hidden when stderr is not a terminal unless FAST_STYLE_PROGRESS=1."""
@@ -67,3 +84,46 @@ def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, d
     if disable is None:
         disable = not (sys.stderr.isatty() or os.environ.get("FAST_STYLE_PROGRESS") == "1")
     return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True, leave=False)
+
+
+class StopAtStepBoundary:
+    """While entered, Ctrl-C and SIGTERM (schedulers, ``timeout``) ask a loop to stop at its next
+    :meth:`check`, i.e. between two steps; a second signal stops it at once. Leaving puts the previous
+    handlers back.
+
+    Raising at the signal could land between an optimiser's in-place updates, and a checkpoint written
+    on the way out would then hold a half-applied step that no uninterrupted run ever had. Installed
+    explicitly because a process started in the background of a shell inherits SIGINT as *ignored*,
+    and SIGTERM would otherwise kill it without a checkpoint.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopAtStepBoundary:
+        for signum in self.SIGNALS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._request)
+            except ValueError:  # not the main thread (e.g. called from a worker thread): leave as is
+                pass
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _request(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a signal came since the last check (the loop is between steps)."""
+        if self.requested:
+            self.requested = False
+            raise KeyboardInterrupt

@@ -6,6 +6,9 @@ history, config, optimiser hyper-parameters, grad-scaler state, and the SHA-256 
 tensor files). It is assembled in a hidden temporary folder and renamed into place, so a
 crash or a full disk leaves either the whole new checkpoint or none of it; loading checks
 the hashes, and resuming skips any checkpoint that fails them.
+
+A checkpoint also records its run's config, so that resuming it with another painting, loss,
+size or network is refused (:func:`check_same_run`) rather than silently mixing two trainings.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import typing
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,9 @@ import torch
 from torch import nn
 
 from fast_style.checkpoint import CheckpointError, load_tensors, read_json, save_tensors, write_json
+from fast_style.config import to_dict
+from fast_style.errors import FastStyleError, show
+from fast_style.safety import same_file
 
 STATE_FORMAT = "fast_style.train_state"
 
@@ -178,3 +185,47 @@ def load_state(checkpoint: Path, model: nn.Module, optimizer: torch.optim.Optimi
             torch.cuda.set_rng_state_all(cuda_states)
     return TrainState(step=info["step"], model=model, optimizer=optimizer, scaler=scaler, history=info["history"],
                       config=info["config"], skipped_files=info.get("skipped_files", []))
+
+
+# What makes two runs the same run: resuming with any of these changed would mix two trainings.
+RUN_IDENTITY = ("architecture", "style_image", "style_images", "init_from", "trainable", "style_assignment",
+                "style_size", "image_size", "model", "loss")
+
+
+def _flatten(data: dict, cls: type, prefix: str = "") -> dict[str, object]:
+    """``{"loss": {"style_weight": 5}}`` -> ``{"loss.style_weight": 5}``, down through the config's own
+    sections only: a mapping value (``loss.style_layers``) stays one value, so an added layer differs."""
+    hints = typing.get_type_hints(cls)
+    flat: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and is_dataclass(hints.get(key)):
+            flat.update(_flatten(value, hints[key], f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def check_same_run(checkpoint: Path, config: Any, output_dir: Path) -> None:
+    """Refuse to resume ``checkpoint`` with a config (a TrainConfig) whose painting, loss, sizes or
+    network differ.
+
+    Keys an older checkpoint does not record are not compared; the painting counts as the same
+    when both paths name one file.
+    """
+    recorded = read_json(checkpoint / "state.json").get("config")
+    if not isinstance(recorded, dict):
+        return
+    current = to_dict(config)
+    then = _flatten({key: recorded[key] for key in RUN_IDENTITY if key in recorded}, type(config))
+    now = _flatten({key: current[key] for key in RUN_IDENTITY if key in current}, type(config))
+    differences = []
+    for key in sorted(set(then) & set(now)):
+        if then[key] == now[key]:
+            continue
+        if key == "style_image" and isinstance(then[key], str) and now[key] and same_file(then[key], now[key]):
+            continue
+        differences.append(f"{key} was {show(then[key])}, now {show(now[key])}")
+    if differences:
+        raise FastStyleError(f"output_dir={output_dir}: its checkpoint {checkpoint.name} is from another run "
+                             f"({'; '.join(differences[:3])}); resuming would mix the two: restore those settings, "
+                             "choose another output_dir, or pass resume=false overwrite=true to start over")

@@ -16,9 +16,11 @@ from safetensors.torch import load_file
 from fast_style.checkpoint import read_model, read_json
 from fast_style.config import load_config
 from fast_style.data import DataError, StepBatchSampler, coco_image_paths
-from fast_style import train
+from fast_style.networks import get_kind
+from fast_style import train_log
 from fast_style.precision import auto_precision
-from fast_style.train import TrainConfig, Trainer, duration
+from fast_style.train import TrainConfig, Trainer
+from fast_style.train_log import duration
 from fast_style.train_state import latest_checkpoint, verify
 
 
@@ -50,7 +52,7 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 
 def test_folder_training_writes_model_checkpoints_and_tensorboard(shared_data, photo_folder, tmp_path, capsys,
                                                                   monkeypatch):
-    monkeypatch.setattr(train, "PROGRESS_LINE_EVERY_S", 0.0)  # a line per logged step (no bar: not a terminal)
+    monkeypatch.setattr(train_log, "PROGRESS_LINE_EVERY_S", 0.0)  # a line per logged step (no bar: not a terminal)
     output = tmp_path / "run"
     config = load_config(TrainConfig, None, tiny(shared_data, output, **{"data.folder": photo_folder,
                                                                          "data.validation_count": 0}))
@@ -100,6 +102,29 @@ def test_validation_images_in_tensorboard(shared_data, tmp_path):
     assert "validation/loss" in events.Tags()["scalars"]
     assert any(tag.startswith("config") for tag in events.Tags()["tensors"])  # the config as text
 
+
+
+def test_a_task_naming_trainable_parameters_trains_only_those(shared_data, tmp_path, monkeypatch):
+    """A task's optional trainable_parameters(): the optimiser holds those alone, so the rest of the
+    model keeps its initial weights."""
+    johnson = get_kind("johnson2016")
+    real_training = johnson.training
+
+    def decoder_only(config, device, memory_format):
+        task = real_training(config, device, memory_format)
+        task.trainable_parameters = lambda: [p for name, p in task.model.named_parameters()
+                                             if name.startswith("decoder.")]
+        return task
+
+    monkeypatch.setattr(johnson, "training", decoder_only)
+    trainer = Trainer(load_config(TrainConfig, None, tiny(shared_data, tmp_path / "run", steps=2, **{
+        "data.folder": shared_data / "coco_sample" / "val2017", "validation.every": 0})))
+    initial = {name: value.detach().clone() for name, value in trainer.model.state_dict().items()}
+    trained = {name for name, _ in trainer.model.named_parameters() if name.startswith("decoder.")}
+    assert [len(group["params"]) for group in trainer.optimizer.param_groups] == [len(trained)]
+    trained_weights = weights(trainer.run())
+    assert all(torch.equal(trained_weights[name], initial[name]) for name in initial if name not in trained)
+    assert any(not torch.equal(trained_weights[name], initial[name]) for name in trained)
 
 def test_coco_listing_uses_annotations(shared_data):
     coco = shared_data / "coco_sample"

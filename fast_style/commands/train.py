@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fast_style.train import TrainConfig, Trainer
 
 HELP = ("Train a fast style network for one painting (Johnson et al. 2016), or a decoder for any painting "
         "(architecture=adain, configs/adain.yaml); resumable.")
@@ -20,15 +24,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from fast_style.commands.common import write_resolved_config
     from fast_style.config import load_config
-    from fast_style.errors import FastStyleError
-    from fast_style.safety import same_file
+    from fast_style.distributed import shutdown
     from fast_style.train import TrainConfig, Trainer
 
     flags = {"resume": True if args.resume else None, "overwrite": True if args.overwrite else None}
     config = load_config(TrainConfig, args.config, args.overrides, flags)
-    trainer = Trainer(config)
+    try:
+        trainer = Trainer(config)
+        path = train(trainer, config, args.config)
+    finally:
+        shutdown()  # leave the torchrun process group (if this process joined one), finished or failed
+    if trainer.dist.main:
+        from fast_style.networks import get_kind
+
+        kind = get_kind(trainer.config.architecture)
+        style, styles = " --style PAINTING" if kind.takes_style else "", ""
+        if hasattr(kind, "style_names"):  # several paintings, chosen by name
+            names = kind.style_names(trainer.task.model)
+            style, styles = f" --style {names[0]}", f" (styles: {', '.join(names)}; mix them as a=0.7,b=0.3)"
+        print(f"wrote {path} (and {path.with_suffix('.json').name}) after {trainer.step} steps; "
+              f"stylize with: fast-style stylize --model {path}{style} PHOTO{styles}")
+    return 0
+
+
+def train(trainer: Trainer, config: TrainConfig, config_file: str | None) -> Path:
+    """Check the output_dir, record ``config`` (as given: precision ``auto`` stays auto) there on rank 0,
+    and train; a run that fails before applying a single step leaves the output_dir as it found it."""
+    from fast_style.commands.common import write_resolved_config
+    from fast_style.errors import FastStyleError
+    from fast_style.safety import same_file
+
     trainer.check_output_dir()  # before anything is written
     before = set(trainer.output_dir.iterdir()) if trainer.output_dir.is_dir() else None
     if trainer.dist.main:
@@ -37,25 +63,14 @@ def main(args: argparse.Namespace) -> int:
         except OSError as error:
             raise FastStyleError(f"output_dir={trainer.output_dir}: cannot create it ({error.strerror}); "
                                  "choose another output_dir") from None
-        if not (args.config and same_file(args.config, trainer.output_dir / "config.yaml")):
+        if not (config_file and same_file(config_file, trainer.output_dir / "config.yaml")):
             write_resolved_config(config, trainer.output_dir / "config.yaml")  # never over the --config read
     try:
-        path = trainer.run()
+        return trainer.run()
     except FastStyleError:
         if trainer.dist.main and trainer.good_steps == 0:
             discard_failed_start(trainer.output_dir, before)
         raise
-    finally:
-        if trainer.dist.world > 1:
-            import torch.distributed as dist
-            dist.destroy_process_group()
-    if trainer.dist.main:
-        from fast_style.networks import get_kind
-
-        style = " --style PAINTING" if get_kind(config.architecture).takes_style else ""
-        print(f"wrote {path} (and {path.with_suffix('.json').name}) after {trainer.step} steps; "
-              f"stylize with: fast-style stylize --model {path}{style} PHOTO")
-    return 0
 
 
 def discard_failed_start(output_dir: Path, before: set[Path] | None) -> None:

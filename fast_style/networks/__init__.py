@@ -74,7 +74,12 @@ class NetworkKind(Protocol):
 
 
 class TrainingTask(Protocol):
-    """A kind's part of training: the trainer owns the loop, data, optimiser, checkpoints and logs."""
+    """A kind's part of training: the trainer owns the loop, data, optimiser, checkpoints and logs.
+
+    Optionally a task also has ``trainable_parameters() -> Iterable[nn.Parameter]``: the parameters the
+    optimiser trains, where only part of ``model`` is trained (without it, all of ``model``'s). Optional
+    rather than part of the protocol so that a kind training its whole model need not say so.
+    """
 
     model: nn.Module  # what the optimiser trains and checkpoints hold
     network: nn.Module  # what model.safetensors stores (the model, or a network around it)
