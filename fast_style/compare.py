@@ -91,14 +91,29 @@ def run_gatys(photo: torch.Tensor, loss: PerceptualLoss, steps: Sequence[int], *
 # ----------------------------------------------------------------------------- the model's loss
 
 
-def trained_loss(metadata: dict[str, Any], model: str | Path) -> tuple[LossConfig, int, str | None]:
-    """The loss config, the painting's training size and file, as the model's metadata records them.
+def trained_style(metadata: dict[str, Any], model: str | Path, name: str | None) -> dict[str, Any] | None:
+    """The record of the painting a model was trained on (``style`` in model.json); for a multi-style model,
+    the record of its style ``name`` (``styles``), which compare then needs."""
+    styles = metadata.get("styles")
+    if not isinstance(styles, list):
+        return metadata.get("style")
+    names = [record.get("name") for record in styles if isinstance(record, dict)]
+    if name not in names:
+        raise FastStyleError(f"{model}: a multi-style model; compare scores one style at a time: pass --style NAME "
+                             f"with NAME one of {', '.join(map(str, names))}" + (f" (not {name})" if name else ""))
+    return styles[names.index(name)]
+
+
+def trained_loss(metadata: dict[str, Any], model: str | Path, style_name: str | None = None
+                 ) -> tuple[LossConfig, int, str | None]:
+    """The loss config, the painting's training size and file, as the model's metadata records them
+    (for a multi-style model: those of its style ``style_name``, with that painting's style weight).
 
     A loss network chosen by ``weights: auto`` is pinned to the source training actually
     used, so a machine with other weights fails clearly instead of scoring with other features.
     """
     where = f"{model}: model.json"
-    style = metadata.get("style")
+    style = trained_style(metadata, model, style_name)
     if not isinstance(metadata.get("loss"), dict) or not isinstance(style, dict) or "size" not in style:
         raise FastStyleError(f"{where} lacks the training loss and painting size that compare scores with; "
                              "pass a model written by `fast-style train` with its model.json beside it")
@@ -109,6 +124,12 @@ def trained_loss(metadata: dict[str, Any], model: str | Path) -> tuple[LossConfi
     if image is not None and not isinstance(image, str):
         raise FastStyleError(f"{where}: 'style.image' must be a path, got {show(image)}; the file is damaged")
     config = from_dict(LossConfig, metadata["loss"], source=where, prefix="loss.")
+    if "style_weight" in style:  # a multi-style model's painting may carry its own
+        weight = style["style_weight"]
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight < float("inf"):
+            raise FastStyleError(f"{where}: 'style_weight' of style {show(style.get('name'))} must be a number of "
+                                 f"0 or more, got {show(weight)}; the file is damaged")
+        config = dataclasses.replace(config, style_weight=float(weight))
     used = metadata.get("loss_network")
     if used is not None and not isinstance(used, dict):
         raise FastStyleError(f"{where}: 'loss_network' must be a mapping, got {show(used)}; the file is damaged")
@@ -162,7 +183,15 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     seed_everything(0)
     resolved = resolve_precision(precision, torch_device)
     stylizer = load_stylizer(model, device=device, precision=resolved.name)
-    config, style_size, trained_on = trained_loss(stylizer.metadata, model)
+    # A multi-style model is compared one style at a time: --style names it (not a painting file).
+    style_name = style if stylizer.styles else None
+    config, style_size, trained_on = trained_loss(stylizer.metadata, model, style_name)
+    if style_name is not None:
+        stylizer.choose_style(style_name)
+        style = None  # the painting is the one that row was trained on
+        if not (trained_on and Path(trained_on).is_file()):
+            raise FastStyleError(f"{model}: the painting of style '{style_name}' ({trained_on}) is not found; run "
+                                 "compare from the folder the model was trained in (its paths are relative to it)")
     paths = find_images([str(photo) for photo in photos], exclude=[output])
     methods = ["network", *[f"gatys-{n}" for n in steps]]
     # Per-photo results are never a photo or a special file (the command checks the report files).
@@ -205,7 +234,8 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
 
     averages = average(results, methods)
     report = {
-        "model": str(model), "style": {"image": str(painting_file), "size": style_size},
+        "model": str(model), "style": {"image": str(painting_file), "size": style_size,
+                                       **({"name": style_name} if style_name else {})},
         "photos": [str(path) for path in paths], "size": size, "steps": steps, "optimizer": optimizer,
         "device": device_label(torch_device), **resolved.as_dict(), "loss": to_dict(config), "loss_network": describe(loss.network),
         "results": results, "averages": averages,

@@ -82,7 +82,7 @@ def export_model(model: str | Path, output: str | Path, fmt: str | None = None, 
         check_opset(opset)
         require_onnx()
     stylizer = load_stylizer(model, device="cpu", precision="fp32")  # exported graphs are fp32
-    spec = stylizer.kind.export_spec(stylizer.model)
+    spec = stylizer.kind.export_spec(stylizer.source)
     with atomic_output(output) as temp, quiet_tracing(), torch.no_grad():
         run = export_onnx(spec, temp, opset) if fmt == "onnx" else export_torchscript(spec, temp)
         difference = max(check(run, spec, shape) for shape in CHECK_SHAPES)

@@ -25,7 +25,7 @@ What is fast, and why (figures: docs/performance.md, measured with ``fast-style 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from fast_style.images import image_to_tensor, resize_longer_side, tensor_to_ima
 from fast_style.inference import has_flat_photo
 from fast_style.models import resolve_model_path
 from fast_style.networks import kind_of
+from fast_style.networks.multi_style import mix_of, parse_mix
 from fast_style.paintings import load_painting, parse_styles
 from fast_style.precision import Precision, resolve_precision
 from fast_style.runtime import resolve_device
@@ -142,14 +143,26 @@ class Stylizer:
     compile: bool = False
 
     def __post_init__(self) -> None:
+        # Winograd on CPU in fp32 only: cuDNN picks its own algorithms, and bf16 would lose too much.
+        self.winograd = self.fast and self.device.type == "cpu" and self.precision.dtype == torch.float32
+        self.source, self.kind = self.model, kind_of(self.model)  # the network as loaded, and its kind
+        # Multi-style models (johnson2016_multi): a style must be chosen by name before stylizing, and
+        # what then runs is the plain network of that mix (see set_style).
+        self.styles: list[str] = self.kind.style_names(self.model) if hasattr(self.kind, "style_names") else []
+        if self.styles:
+            self.model = self.network = self.tiled_network = None
+        else:
+            self._run(self.model)
+
+    def _run(self, network: nn.Module) -> None:
+        """Make ``network`` (fp32, as built) the one stylizing: on the device, in the precision, with its
+        inference form and compilation where asked for."""
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         dtype = self.precision.dtype
-        # Winograd on CPU in fp32 only: cuDNN picks its own algorithms, and bf16 would lose too much.
-        self.winograd = self.fast and self.device.type == "cpu" and dtype == torch.float32
-        self.kind = kind_of(self.model)
-        fast_form = self.kind.inference_form(self.model, self.winograd) if self.fast else None
+        self.runs_as = kind_of(network)
+        fast_form = self.runs_as.inference_form(network, self.winograd) if self.fast else None
         self.network = fast_form.to(self.device, dtype) if fast_form is not None else None
-        self.model = self.model.to(self.device, dtype, memory_format=memory_format).eval()
+        self.model = network.to(self.device, dtype, memory_format=memory_format).eval()
         # Tiles run the network stage by stage, so they need it uncompiled.
         self.tiled_network = self.model if self.network is None else self.network
         if self.compile:
@@ -175,7 +188,8 @@ class Stylizer:
 
     def bytes_per_pixel(self) -> int:
         """Peak memory per input pixel of an untiled pass (each kind knows its own)."""
-        return self.kind.bytes_per_pixel(self.model, torch.finfo(self.precision.dtype).bits // 8)
+        self.require_style()
+        return self.runs_as.bytes_per_pixel(self.model, torch.finfo(self.precision.dtype).bits // 8)
 
     def set_style(self, style: str | Path | Image.Image | torch.Tensor
                   | Sequence[tuple[str | Path | Image.Image | torch.Tensor, float]], alpha: float = 1.0) -> None:
@@ -185,9 +199,13 @@ class Stylizer:
         pairs; ``alpha`` 0 keeps the photo's features, 1 is the full style. The paintings' statistics are
         computed here, once, at the size the model was trained with.
         """
+        if self.styles:
+            self.choose_style(style, alpha)
+            return
         if not self.kind.takes_style:
             raise FastStyleError(f"--style: this model ({self.kind.name}) was trained for one painting and takes "
-                                 "no --style or --alpha; use an adain model (e.g. --model arbitrary) for any painting")
+                                 "no --style or --alpha; use an adain model (e.g. --model arbitrary) for any painting, "
+                                 "or a multi-style model (e.g. --model multi_style)")
         if isinstance(style, str):
             style = parse_styles(style)
         elif not isinstance(style, Sequence):
@@ -195,6 +213,31 @@ class Stylizer:
         size = (self.metadata.get("style") or {}).get("size")
         paintings = [(load_painting(painting, size), weight) for painting, weight in style]
         self.model.set_style(paintings, alpha)
+
+    def choose_style(self, style: str | Mapping[str, float] | Sequence[tuple[str, float]] | torch.Tensor,
+                     alpha: float = 1.0) -> None:
+        """For a multi-style model: stylize with one of its styles, ``"wave"``, or a mix, ``"a=0.7,b=0.3"``,
+        ``{"a": 0.7, "b": 0.3}``, (name, weight) pairs or a weight per style (normalised to sum to 1)."""
+        if alpha != 1.0:
+            raise FastStyleError("--alpha is for adain models; a multi-style model mixes styles (a=0.7,b=0.3) "
+                                 "and blends with the photo through --strength")
+        if isinstance(style, torch.Tensor):
+            mix = mix_of(self.styles, dict(zip(self.styles, style.tolist())), "weights")
+        elif isinstance(style, str):
+            mix = parse_mix(style, self.styles)
+        else:
+            pairs = style.items() if isinstance(style, Mapping) else style
+            mix = mix_of(self.styles, {str(name): float(weight) for name, weight in pairs}, str(style))
+        self.source.select(mix)
+        self.style_mix = dict(zip(self.styles, (mix / mix.sum()).tolist()))
+        self._run(self.source.single_style())
+
+    def require_style(self) -> None:
+        """A multi-style model with no style chosen yet is one clear line naming its styles."""
+        if self.model is None:
+            raise FastStyleError(f"this model holds {len(self.styles)} styles ({', '.join(self.styles)}): choose one "
+                                 f"with --style {self.styles[0]}, or mix them: --style a=0.7,b=0.3 (Python: "
+                                 f"stylizer.stylize(image, style='{self.styles[0]}'))")
 
     def stylize_tensor(self, batch: torch.Tensor, *, tile: int | None = None) -> torch.Tensor:
         """(B,3,H,W) in [0,1] on any device -> same shape, float32 in [0,1] on ``self.device``.
@@ -205,6 +248,7 @@ class Stylizer:
         """
         if batch.dim() != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected a (B,3,H,W) batch, got shape {tuple(batch.shape)}")
+        self.require_style()
         batch_size, _, height, width = batch.shape
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         batch = batch.to(self.device, self.precision.dtype).contiguous(memory_format=memory_format)
@@ -214,7 +258,7 @@ class Stylizer:
             if tile is None or (height <= tile and width <= tile):
                 result = (self.model if plain else self.network)(batch)
             else:
-                result = self.kind.stylize_tiled(self.model if plain else self.tiled_network, batch, tile)
+                result = self.runs_as.stylize_tiled(self.model if plain else self.tiled_network, batch, tile)
         return result.float().clone(memory_format=torch.contiguous_format)
 
     def stylize(self, image: Image.Image, *, size: int | None = None, preserve_color: bool = False,

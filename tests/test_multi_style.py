@@ -247,3 +247,172 @@ def test_style_image_and_style_images_together_are_refused(shared_data, tmp_path
     with pytest.raises(FastStyleError, match="not both"):
         Trainer(load_config(TrainConfig, None, tiny(shared_data, tmp_path / "run",
                                                     style_image=shared_data / "styles" / "wave.jpg")))
+
+
+# ----------------------------------------------------------------------------- stylize, compare, export
+
+
+@pytest.fixture(scope="module")
+def three_styles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model file of a network whose three rows differ clearly."""
+    path = tmp_path_factory.mktemp("three") / "model.safetensors"
+    network = random_network(["starry_night", "wave", "udnie"], seed=1)
+    save_model(network, path, {"styles": [{"name": name} for name in network.styles]})
+    return path
+
+
+@pytest.fixture(scope="module")
+def photo_file(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("photo") / "photo.png"
+    Image.open(shared_data / "eval" / "kodak24" / "kodim05.png").convert("RGB").resize((72, 48)).save(path)
+    return path
+
+
+def reference(model: Path, mix: list[float], photo: torch.Tensor) -> torch.Tensor:
+    """The conditional network itself, evaluated with ``mix``."""
+    network, _ = read_model(model)
+    network.select(torch.tensor(mix))
+    with torch.no_grad():
+        return network(photo)
+
+
+@pytest.mark.parametrize("index, name", [(0, "starry_night"), (1, "wave"), (2, "udnie")])
+def test_each_one_hot_style_equals_the_network_with_that_row(three_styles, index, name):
+    from fast_style.stylize import load_stylizer
+
+    photo = torch.rand(2, 3, 90, 141)
+    stylizer = load_stylizer(three_styles, device="cpu", precision="fp32")
+    stylizer.set_style(name)
+    expected = reference(three_styles, torch.nn.functional.one_hot(torch.tensor(index), 3).tolist(), photo)
+    torch.testing.assert_close(stylizer.stylize_tensor(photo), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(stylizer.stylize_tensor(photo, tile=64), expected, atol=1e-5, rtol=0)
+
+
+def test_a_mix_differs_from_both_styles_and_only_the_weights_ratio_matters(three_styles, photo_file, tmp_path, capsys):
+    from cli_runner import run
+
+    outputs = {}
+    for style in ("starry_night", "wave", "starry_night=1,wave=1", "starry_night=0.5,wave=0.5"):
+        target = tmp_path / f"{len(outputs)}.png"
+        assert run(capsys, "stylize", "--model", three_styles, "--style", style, photo_file, "--output", target,
+                   "--device", "cpu", "--precision", "fp32").status == 0
+        outputs[style] = target.read_bytes()
+    assert outputs["starry_night=1,wave=1"] == outputs["starry_night=0.5,wave=0.5"]
+    assert len({outputs["starry_night"], outputs["wave"], outputs["starry_night=1,wave=1"]}) == 3
+    mixed = torch.tensor([0.5, 0.5, 0.0])
+    photo = torch.rand(1, 3, 40, 40)
+    from fast_style.stylize import load_stylizer
+
+    stylizer = load_stylizer(three_styles, device="cpu", precision="fp32")
+    stylizer.set_style({"starry_night": 2, "wave": 2})
+    torch.testing.assert_close(stylizer.stylize_tensor(photo), reference(three_styles, mixed.tolist(), photo),
+                               atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("style, message", [
+    ("monet", "has no style 'monet' (it has: starry_night, wave, udnie)"),
+    ("wave=-0.5,udnie=1", "weights must be 0 or more"),
+    ("wave=0,udnie=0", "give at least one style with a weight above 0"),
+    (None, "holds 3 styles (starry_night, wave, udnie): choose one with --style")])
+def test_bad_style_choices_are_one_line_and_exit_2(three_styles, photo_file, tmp_path, capsys, style, message):
+    from cli_runner import run
+
+    target = tmp_path / "out.png"
+    args = ["stylize", "--model", three_styles, photo_file, "--output", target, "--device", "cpu"]
+    result = run(capsys, *args, *(["--style", style] if style is not None else []))
+    assert result.status == 2 and message in result.err
+    assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+    assert not target.exists()
+
+
+def test_a_single_painting_model_refuses_a_style_name(photo_file, tmp_path, capsys):
+    from cli_runner import run
+
+    result = run(capsys, "stylize", "--model", "starry_night", "--style", "wave", photo_file,
+                 "--output", tmp_path / "out.png", "--device", "cpu")
+    assert result.status == 2 and "trained for one painting" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_python_api_folders_batches_and_finishing_take_a_style(three_styles, photo_file, tmp_path, capsys):
+    from PIL import Image
+
+    import fast_style
+    from cli_runner import run
+
+    model = fast_style.load_model(three_styles, device="cpu", precision="fp32")
+    image = Image.open(photo_file)
+    wave = model.stylize(image, style="wave")
+    assert wave.size == image.size and model.stylize(image).tobytes() == wave.tobytes(), "the style is kept"
+    assert model.stylize(image, style="udnie").tobytes() != wave.tobytes()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(3):
+        shutil.copy(photo_file, folder / f"p{index}.png")
+    out = tmp_path / "out"
+    result = run(capsys, "stylize", "--model", three_styles, "--style", "wave", folder, "--output", out,
+                 "--batch-size", "2", "--preserve-color", "--strength", "0.8", "--device", "cpu", "--precision", "fp32")
+    assert result.status == 0 and sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png", "p2.png"]
+    single = tmp_path / "single.png"
+    run(capsys, "stylize", "--model", three_styles, "--style", "wave", folder / "p0.png", "--output", single,
+        "--preserve-color", "--strength", "0.8", "--device", "cpu", "--precision", "fp32")
+    assert (out / "p1.png").read_bytes() == single.read_bytes(), "batched results equal the one-by-one one"
+
+
+def test_default_output_names_carry_the_style(three_styles, photo_file, tmp_path, capsys):
+    from cli_runner import run
+
+    photo = tmp_path / "kodim.png"
+    shutil.copy(photo_file, photo)
+    for style in ("wave", "wave=0.7,udnie=0.3"):
+        assert run(capsys, "stylize", "--model", three_styles, "--style", style, photo, "--device", "cpu").status == 0
+    prefix = f"kodim_{three_styles.parent.name}"
+    assert {p.name for p in tmp_path.iterdir()} >= {f"{prefix}_wave.png", f"{prefix}_wave0.7+udnie0.3.png"}
+
+
+def test_models_lists_a_multi_style_models_names_in_order(three_styles, capsys):
+    from cli_runner import run
+
+    result = run(capsys, "models", three_styles)
+    assert result.status == 0 and "johnson2016_multi, 3 styles" in result.out
+    assert [line.strip() for line in result.out.splitlines()[1:]] == ["starry_night", "wave", "udnie"]
+    assert json.loads(run(capsys, "models", three_styles, "--json").out)["styles"] == ["starry_night", "wave", "udnie"]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_takes_the_style_weights_as_an_input(three_styles, tmp_path, capsys, fmt):
+    from cli_runner import run
+    from fast_style.stylize import load_stylizer
+
+    output = tmp_path / ("m.onnx" if fmt == "onnx" else "m.pt")
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    result = run(capsys, "export", "--model", three_styles, "--output", output)
+    assert result.status == 0 and "style_weights (B,3), a weight per style in this order: starry_night, wave, udnie" \
+        in result.out
+    photo = torch.rand(2, 3, 41, 57)
+    weights = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+        exported = torch.from_numpy(session.run(None, {"image": photo.numpy(), "style_weights": weights.numpy()})[0])
+    else:
+        exported = torch.jit.load(str(output))(photo, weights)
+    stylizer = load_stylizer(three_styles, device="cpu", precision="fp32")
+    for index, style in enumerate(("wave", "starry_night=1,udnie=1")):
+        stylizer.set_style(style)
+        torch.testing.assert_close(exported[index:index + 1], stylizer.stylize_tensor(photo[index:index + 1]),
+                                   atol=1e-4, rtol=0)
+
+
+def test_compare_scores_one_style_with_its_own_painting_and_weight(shared_data, two_styles, photo_file, tmp_path,
+                                                                   monkeypatch):
+    from fast_style.compare import compare
+
+    report = compare(two_styles, [photo_file], tmp_path / "cmp", style="wave", steps=(2,), size=48, device="cpu")
+    assert report["style"]["name"] == "wave" and report["style"]["image"].endswith("wave.jpg")
+    assert report["loss"]["style_weight"] == read_json(two_styles.with_suffix(".json"))["styles"][1]["style_weight"]
+    with pytest.raises(FastStyleError, match="compare scores one style at a time: pass --style NAME"):
+        compare(two_styles, [photo_file], tmp_path / "cmp2", steps=(2,), size=48, device="cpu")

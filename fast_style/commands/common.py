@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,16 @@ def model_name(model: str) -> str:
     if path.suffix in (".safetensors", ".json") and path.stem == "model":
         return path.parent.name or "model"
     return path.stem or "model"
+
+
+def style_tag(style: str) -> str:
+    """A short name for a ``--style`` in default output paths: ``wave``, ``a.jpg=0.7,b.jpg=0.3`` ->
+    ``a0.7+b0.3``; characters a file name should not hold become ``_``."""
+    parts = []
+    for part in (item.strip() for item in style.split(",") if item.strip()):
+        name, sep, weight = part.rpartition("=")
+        parts.append(f"{Path(name).stem}{weight}" if sep else Path(part).stem)
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", "+".join(parts))[:80] or "style"
 
 
 def write_resolved_config(config: Any, path: Path) -> Path:

@@ -14,7 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="MODEL",
                         help="a bundled model's name, or model.safetensors (with model.json beside it) or its folder")
     parser.add_argument("--style", metavar="PAINTING",
-                        help="the painting (default: the one the model was trained on, if still there)")
+                        help="the painting (default: the one the model was trained on, if still there); for a "
+                             "multi-style model, the style to compare, by name")
     parser.add_argument("--output", metavar="DIR",
                         help="folder for report.json, report.html, grid.png and images/ (default: compare_MODEL)")
     parser.add_argument("--steps", default="50,100,300", metavar="N,N,...", help="optimisation step budgets")

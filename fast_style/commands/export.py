@@ -33,5 +33,17 @@ def main(args: argparse.Namespace) -> int:
     check_output(output, inputs=[args.model, weights, weights.with_suffix(".json")], overwrite=args.overwrite)
     difference = export_model(args.model, output, args.format, opset=args.opset)
     sizes = ", ".join(f"{w}x{h}" for _, _, h, w in CHECK_SHAPES)
-    print(f"wrote {output}; matches PyTorch at {sizes} (max difference {difference:.1e})")
+    print(f"wrote {output}; matches PyTorch at {sizes} (max difference {difference:.1e}){inputs_note(weights)}")
     return 0
+
+
+def inputs_note(weights: Path) -> str:
+    """For a multi-style model, which style each column of the ``style_weights`` input stands for."""
+    from fast_style.checkpoint import read_model
+
+    network, _ = read_model(weights)
+    styles = getattr(network, "styles", None)
+    if not styles:
+        return ""
+    return (f"; inputs: image (B,3,H,W) in [0,1] and style_weights (B,{len(styles)}), a weight per style in "
+            f"this order: {', '.join(styles)}")

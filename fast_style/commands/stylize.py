@@ -16,9 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="MODEL",
                         help="a bundled model's name (see `fast-style models`), or the model.safetensors "
                              "written by `fast-style train` (or its .json, or their folder)")
-    parser.add_argument("--style", metavar="PAINTING",
-                        help="for models that take any painting (e.g. --model arbitrary): the painting file, or "
-                             "a.jpg=0.5,b.jpg=0.5 to interpolate between several")
+    parser.add_argument("--style", metavar="STYLE",
+                        help="a multi-style model's style by name (`fast-style models` lists them), or a mix: "
+                             "a=0.7,b=0.3; for models that take any painting (e.g. --model arbitrary): the painting "
+                             "file, or a.jpg=0.5,b.jpg=0.5 to interpolate between several")
     parser.add_argument("--alpha", type=float, metavar="X",
                         help="with --style: 0 = the photo's own features, 1 = the full style (default 1)")
     parser.add_argument("--output", "-o", metavar="OUT",
@@ -63,7 +64,8 @@ def main(args: argparse.Namespace) -> int:
     options = Options(size=args.size, preserve_color=args.preserve_color, strength=args.strength,
                       tile=args.tile, keep_alpha=args.keep_alpha, batch_size=args.batch_size,
                       overwrite=args.overwrite)
-    output = Path(args.output) if args.output is not None else default_output(args.inputs, args.model, args.format)
+    output = (Path(args.output) if args.output is not None else
+              default_output(args.inputs, args.model, args.format, args.style))
     jobs = plan_jobs(args.inputs, output, args.format)
     single = is_single_file(args.inputs, output)
     check_creatable(output.parent if single else output)
@@ -76,6 +78,8 @@ def main(args: argparse.Namespace) -> int:
     elif stylizer.kind.takes_style:
         raise FastStyleError(f"--model {args.model}: this {stylizer.kind.name} model stylizes with any painting; "
                              "pass --style PAINTING")
+    else:
+        stylizer.require_style()  # a multi-style model: one line naming its styles
     if single:
         start = time.perf_counter()
         result = stylize_file(stylizer, jobs[0], options)
@@ -87,14 +91,15 @@ def main(args: argparse.Namespace) -> int:
     return 1 if summary.skipped else 0
 
 
-def default_output(inputs: list[str], model: str, fmt: str | None) -> Path:
+def default_output(inputs: list[str], model: str, fmt: str | None, style: str | None = None) -> Path:
     """Where results go without --output: ``photo_starry_night.jpg`` beside a single photo (its format
     kept where it can be written, else png), otherwise the folder ``stylized_starry_night``; named
-    after a bundled model, or a trained model's file or folder."""
-    from fast_style.commands.common import model_name
+    after a bundled model, or a trained model's file or folder, and the --style when one is given
+    (``photo_multi_style_wave.jpg``), so stylizing one photo in several styles keeps every result."""
+    from fast_style.commands.common import model_name, style_tag
     from fast_style.stylize_files import OUTPUT_FORMATS, WRITABLE_SUFFIXES
 
-    name = model_name(model)
+    name = model_name(model) + (f"_{style_tag(style)}" if style else "")
     photo = Path(inputs[0])
     if len(inputs) == 1 and photo.is_file():
         suffix = OUTPUT_FORMATS[fmt] if fmt else photo.suffix.lower()
