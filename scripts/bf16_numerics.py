@@ -44,6 +44,9 @@ def stylize_numerics(args: argparse.Namespace) -> None:
     for name in sorted(bundled_models()):
         fp32 = load_stylizer(name, device="cpu", precision="fp32")
         bf16 = load_stylizer(name, device="cpu", precision="bf16")
+        for stylizer in (fp32, bf16):  # a multi-style model: its first style (a single-painting network then)
+            if stylizer.styles:
+                stylizer.choose_style(stylizer.styles[0])
         counts = torch.zeros(3, dtype=torch.float64)  # within 1, within 2, all
         largest = 0.0
         for photo in photos:

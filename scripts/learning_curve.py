@@ -50,15 +50,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--score-model", metavar="MODEL",
                         help="instead of training, score this model file (e.g. a bundled model trained with the "
                              "same recipe) on the study's photos against its cached Gatys results")
+    parser.add_argument("--style", metavar="NAME[,NAME...]|all",
+                        help="with --score-model on a multi-style model: the styles to score, each against its own "
+                             "painting and cached Gatys (OUTPUT/gatys_NAME.json)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
     return parser.parse_args(argv)
 
 
 def scoring_setup(model_file: Path, photos: list[Path], size: int, device: torch.device,
-                  precision: str) -> tuple[PerceptualLoss, list[torch.Tensor]]:
-    """The model's own loss (painting targets set) and the photos, as `fast-style compare` builds them."""
+                  precision: str, style: str | None = None) -> tuple[PerceptualLoss, list[torch.Tensor]]:
+    """The model's own loss (painting targets set) and the photos, as `fast-style compare` builds them
+    (``style``: which of a multi-style model's paintings)."""
     _network, metadata = read_model(model_file)
-    config, style_size, painting = trained_loss(metadata, model_file)
+    config, style_size, painting = trained_loss(metadata, model_file, style)
     loss = PerceptualLoss.from_config(config, precision).to(device)
     loss.set_style(load_image(painting, size=style_size).unsqueeze(0).to(device))
     return loss, [load_image(path, size=size).unsqueeze(0).to(device) for path in photos]
@@ -79,10 +83,12 @@ def gatys_losses(loss: PerceptualLoss, photos: list[Path], tensors: list[torch.T
 
 
 def network_losses(model_file: Path, loss: PerceptualLoss, photos: list[Path], tensors: list[torch.Tensor],
-                   device: torch.device, precision: str) -> dict[str, dict[str, float]]:
+                   device: torch.device, precision: str, style: str | None = None) -> dict[str, dict[str, float]]:
     """The trained network's terms per photo (run in the study's precision, scored in fp32)."""
     network, metadata = read_model(model_file)
     stylizer = Stylizer(network, metadata, device, resolve_precision(precision, device), fast=device.type == "cpu")
+    if style is not None:
+        stylizer.choose_style(style)
     results = {}
     with loss.network.computing("fp32"):
         for path, photo in zip(photos, tensors):
@@ -97,20 +103,28 @@ def mean_terms(per_photo: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def score_existing(model: Path, photos: list[Path], args: argparse.Namespace) -> int:
-    """One line for a model trained elsewhere: its ratio on the study's photos (Gatys from the cache)."""
+    """One line per style for a model trained elsewhere: its ratio on the study's photos (Gatys from the cache)."""
     from fast_style.runtime import resolve_device
     from fast_style.models import resolve_model_path
 
     model_file = resolve_model_path(str(model))
     device = resolve_device(args.device)
     precision = resolve_precision("auto", device).name
-    _network, metadata = read_model(model_file)
-    loss, tensors = scoring_setup(model_file, photos, args.size, device, precision)
-    gatys = mean_terms(gatys_losses(loss, photos, tensors, args.output / "gatys.json", device))
-    network = mean_terms(network_losses(model_file, loss, photos, tensors, device, precision))
-    print(json.dumps({"model": str(model), "images_seen": metadata.get("training", {}).get("images_seen"),
-                      "size": args.size, "photos": [path.name for path in photos], "network": network,
-                      f"gatys_{GATYS_STEPS}": gatys, "ratio": network["loss"] / gatys["loss"]}), flush=True)
+    network, metadata = read_model(model_file)
+    names = list(getattr(network, "styles", []))
+    styles: list[str | None] = [None]
+    if args.style:
+        styles = names if args.style == "all" else args.style.split(",")
+    seen = {record.get("name"): record.get("images_seen") for record in metadata.get("styles", [])}
+    for style in styles:
+        loss, tensors = scoring_setup(model_file, photos, args.size, device, precision, style)
+        cache = args.output / ("gatys.json" if style is None else f"gatys_{style}.json")
+        gatys = mean_terms(gatys_losses(loss, photos, tensors, cache, device))
+        network_terms = mean_terms(network_losses(model_file, loss, photos, tensors, device, precision, style))
+        images_seen = metadata.get("training", {}).get("images_seen") if style is None else seen.get(style)
+        print(json.dumps({"model": str(model), "style": style, "images_seen": images_seen, "size": args.size,
+                          "photos": [path.name for path in photos], "network": network_terms,
+                          f"gatys_{GATYS_STEPS}": gatys, "ratio": network_terms["loss"] / gatys["loss"]}), flush=True)
     return 0
 
 

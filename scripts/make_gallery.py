@@ -23,7 +23,8 @@ OUTPUT = Path("docs/gallery")
 def main() -> None:
     photos = {name: resize_longer_side(Image.fromarray(getattr(skimage.data, name)()), CELL) for name in PHOTOS}
     # One row per photo, one column per single-painting model (an adain model has no painting of its own).
-    models = [name for name in bundled_models() if not load_stylizer(name, device="cpu").kind.takes_style]
+    models = [name for name in bundled_models() if not (stylizer := load_stylizer(name, device="cpu")).kind.takes_style
+              and not stylizer.styles]  # one painting each
     rows = []
     for name, photo in photos.items():
         cells = [caption(photo, f"scikit-image '{name}'")]
