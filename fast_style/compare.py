@@ -35,7 +35,7 @@ from fast_style.optimize import check_finite_result, optimize_image, quantize
 from fast_style.pictures import make_grid
 from fast_style.precision import resolve_precision
 from fast_style.runtime import resolve_device, seed_everything
-from fast_style.safety import check_output_folder
+from fast_style.safety import check_output_folder, make_result_folder
 from fast_style.stylize import Stylizer, check_finite_output, load_stylizer
 from fast_style.vgg import describe
 
@@ -215,11 +215,7 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
             loss.content_features(photo)
 
     output = Path(output)
-    try:
-        (output / "images").mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise FastStyleError(f"{output}: cannot create the report folder ({error.strerror}); "
-                             "choose another --output") from None
+    make_result_folder(output, "images", "report folder")
     results: list[dict[str, Any]] = []
     grid_rows = []
     for path, stem, photo in zip(paths, unique_stems(paths), photos):

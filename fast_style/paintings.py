@@ -24,9 +24,10 @@ def check_alpha(alpha: float) -> float:
     return alpha
 
 
-def parse_styles(text: str) -> list[tuple[Path, float]]:
-    """``"a.jpg"`` -> ``[(a.jpg, 1.0)]``; ``"a.jpg=0.5,b.jpg=0.5"`` -> both with their weights."""
-    styles = []
+def parse_weighted(text: str, example: str) -> list[tuple[str, float]]:
+    """``"a"`` -> ``[("a", 1.0)]``; ``"a=0.5, b=0.5"`` -> each name with its weight (``--style``'s syntax for
+    paintings and for a multi-style model's styles); a weight that is not a number is one line using ``example``."""
+    pairs = []
     for part in (item.strip() for item in text.split(",")):
         if not part:
             continue
@@ -34,13 +35,17 @@ def parse_styles(text: str) -> list[tuple[Path, float]]:
         if not sep:
             name, weight = part, "1"
         try:
-            value = float(weight)
+            pairs.append((name.strip(), float(weight)))
         except ValueError:
-            raise FastStyleError(f"--style {text}: '{weight}' is not a weight; write PAINTING or "
-                                 "a.jpg=0.5,b.jpg=0.5") from None
-        if value < 0:
-            raise FastStyleError(f"--style {text}: weights must be 0 or more")
-        styles.append((Path(name), value))
+            raise FastStyleError(f"--style {text}: '{weight}' is not a weight; write {example}") from None
+    return pairs
+
+
+def parse_styles(text: str) -> list[tuple[Path, float]]:
+    """``"a.jpg"`` -> ``[(a.jpg, 1.0)]``; ``"a.jpg=0.5,b.jpg=0.5"`` -> both with their weights."""
+    styles = [(Path(name), value) for name, value in parse_weighted(text, "PAINTING or a.jpg=0.5,b.jpg=0.5")]
+    if any(value < 0 for _, value in styles):
+        raise FastStyleError(f"--style {text}: weights must be 0 or more")
     if not styles or sum(weight for _, weight in styles) <= 0:
         raise FastStyleError(f"--style {text}: give a painting (weights must not all be 0)")
     return styles

@@ -164,6 +164,15 @@ def check_creatable(folder: str | Path, flag: str = "--output") -> Path:
     return folder
 
 
+def make_result_folder(output: Path, inner: str, what: str) -> None:
+    """Create ``output/inner`` for a command's results; a refusal (permissions, a file in the way) is
+    one line naming ``output`` as the ``what`` that could not be made, and the flag to change."""
+    try:
+        (output / inner).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FastStyleError(f"{output}: cannot create the {what} ({error.strerror}); choose another --output") from None
+
+
 def remove_stale_temps(folder: Path) -> int:
     """Delete this user's orphaned temp files in ``folder`` (once per folder per process); returns how many.
 

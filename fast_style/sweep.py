@@ -23,6 +23,7 @@ from fast_style.optimize import OptimizeConfig, check_finite_result, optimize_im
 from fast_style.pictures import hstack, label_frames, write_gif
 from fast_style.precision import resolve_precision
 from fast_style.runtime import resolve_device, seed_everything
+from fast_style.safety import make_result_folder
 from fast_style.vgg import build_loss_network, describe
 
 
@@ -67,11 +68,7 @@ def sweep(config: OptimizeConfig, ratios: Sequence[float], output: str | Path, *
     network = build_loss_network(config.loss.network, layers).use_precision(precision.name).to(device)
 
     output = Path(output)
-    try:
-        (output / "frames").mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise FastStyleError(f"{output}: cannot create the sweep folder ({error.strerror}); "
-                             "choose another --output") from None
+    make_result_folder(output, "frames", "sweep folder")
     frames, images = [], []
     for ratio in ratios:
         weights = dataclasses.replace(config.loss, style_weight=ratio * config.loss.content_weight)

@@ -51,8 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="instead of training, score this model file (e.g. a bundled model trained with the "
                              "same recipe) on the study's photos against its cached Gatys results")
     parser.add_argument("--style", metavar="NAME[,NAME...]|all",
-                        help="with --score-model on a multi-style model: the styles to score, each against its own "
-                             "painting and cached Gatys (OUTPUT/gatys_NAME.json)")
+                        help="multi-style models: the styles to score, each against its own painting and cached "
+                             "Gatys (OUTPUT/gatys_NAME.json); when training, the one style the curve follows")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
     return parser.parse_args(argv)
 
@@ -149,9 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         model_file = trainer.run()
         seconds = time.perf_counter() - started
         precision = resolve_precision(config.precision, trainer.device).name
-        loss, tensors = scoring_setup(model_file, photos, args.size, trainer.device, precision)
-        gatys = gatys_losses(loss, photos, tensors, args.output / "gatys.json", trainer.device)
-        network = network_losses(model_file, loss, photos, tensors, trainer.device, precision)
+        style = args.style  # a multi-style run: the one style the curve follows
+        loss, tensors = scoring_setup(model_file, photos, args.size, trainer.device, precision, style)
+        cache = args.output / ("gatys.json" if style is None else f"gatys_{style}.json")
+        gatys = gatys_losses(loss, photos, tensors, cache, trainer.device)
+        network = network_losses(model_file, loss, photos, tensors, trainer.device, precision, style)
         network_mean, gatys_mean = mean_terms(network), mean_terms(gatys)
         total_seconds = seconds + sum(entry["train_seconds"] for entry in curve["milestones"])
         entry = {"steps": steps, "images_seen": steps * config.batch_size, "train_seconds": round(seconds, 1),

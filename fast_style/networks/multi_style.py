@@ -27,6 +27,7 @@ from fast_style.errors import FastStyleError
 from fast_style.inference import inference_network
 from fast_style.model_file import MAX_NAMES as MAX_STYLES  # far beyond Dumoulin et al.'s 32
 from fast_style.networks import ExportSpec, register
+from fast_style.paintings import parse_weighted
 from fast_style.tiling import stylize_tiled
 from fast_style.transformer import ModelConfig, TransformerNet
 
@@ -153,17 +154,8 @@ def mix_of(styles: Sequence[str], weights: Mapping[str, float], text: str) -> to
 def parse_mix(text: str, styles: Sequence[str]) -> torch.Tensor:
     """``"starry_night"`` or ``"starry_night=0.7,wave=0.3"`` -> the (styles,) weight vector."""
     weights: dict[str, float] = {}
-    for part in (item.strip() for item in text.split(",")):
-        if not part:
-            continue
-        name, sep, weight = part.rpartition("=")
-        if not sep:
-            name, weight = part, "1"
-        try:
-            value = float(weight)
-        except ValueError:
-            raise FastStyleError(f"--style {text}: '{weight}' is not a weight; write NAME or a=0.7,b=0.3") from None
-        weights[name.strip()] = weights.get(name.strip(), 0.0) + value
+    for name, value in parse_weighted(text, "NAME or a=0.7,b=0.3"):
+        weights[name] = weights.get(name, 0.0) + value
     return mix_of(styles, weights, text)
 
 
