@@ -54,6 +54,11 @@ def non_negative(default: Any) -> Any:
     return dataclasses.field(default=default, metadata={"min": 0})
 
 
+def bounded(default: Any, **bounds: float) -> Any:
+    """A number with its own ``gt``/``min``/``max`` bounds, where no named helper above fits."""
+    return dataclasses.field(default=default, metadata=bounds)
+
+
 def nested(factory: type) -> Any:
     """A sub-section of the config, built from its own defaults."""
     return dataclasses.field(default_factory=factory)

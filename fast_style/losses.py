@@ -44,26 +44,40 @@ class LossConfig:
     style_statistic: Literal["gram", "mean_std"] = "gram"
 
 
+# The terms in the order logs report them; stability, last, only where a run trains it.
+TERM_NAMES = ("content", "style", "tv", "stability")
+
+
 @dataclass
 class LossTerms:
-    """Each weighted term per image (shape ``(B,)``) and their sum; ``.mean()`` for a batch."""
+    """Each weighted term per image (shape ``(B,)``) and their sum; ``.mean()`` for a batch.
+
+    ``stability`` is not part of the perceptual loss: training adds it (``stability.weight``,
+    :mod:`fast_style.networks.stability`); None everywhere else, so scores stay comparable with Gatys.
+    """
 
     content: torch.Tensor
     style: torch.Tensor
     tv: torch.Tensor
+    stability: torch.Tensor | None = None
 
     @property
     def total(self) -> torch.Tensor:
-        return self.content + self.style + self.tv
+        perceptual = self.content + self.style + self.tv
+        return perceptual if self.stability is None else perceptual + self.stability
+
+    def parts(self) -> dict[str, torch.Tensor]:
+        """The terms present, by name in :data:`TERM_NAMES` order."""
+        parts = {"content": self.content, "style": self.style, "tv": self.tv, "stability": self.stability}
+        return {name: value for name, value in parts.items() if value is not None}
 
     def mean(self) -> "LossTerms":
-        return LossTerms(self.content.mean(), self.style.mean(), self.tv.mean())
+        return LossTerms(**{name: value.mean() for name, value in self.parts().items()})
 
     def as_floats(self) -> dict[str, float]:
         """Batch-mean values as plain floats, for logs, bars and reports."""
-        terms = LossTerms(self.content.detach(), self.style.detach(), self.tv.detach()).mean()
-        return {"loss": float(terms.total), "content": float(terms.content),
-                "style": float(terms.style), "tv": float(terms.tv)}
+        terms = LossTerms(**{name: value.detach() for name, value in self.parts().items()}).mean()
+        return {"loss": float(terms.total), **{name: float(value) for name, value in terms.parts().items()}}
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

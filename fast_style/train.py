@@ -34,10 +34,11 @@ from fast_style.data import (DataConfig, PhotoDataset, StepBatchSampler, collate
 from fast_style.distributed import init_distributed
 from fast_style.errors import FastStyleError, naming
 from fast_style.images import ImageError
-from fast_style.losses import LossConfig
+from fast_style.losses import TERM_NAMES, LossConfig
 from fast_style.networks import NetworkKind, get_kind
 from fast_style.networks.adain_training import AdaINTrainConfig
 from fast_style.networks.multi_style_training import StyleAssignment, StylePainting
+from fast_style.networks.stability import StabilityConfig
 from fast_style.precision import autocast, resolve_precision
 from fast_style.runtime import Device, StopAtStepBoundary, resolve_device, seed_everything, set_determinism
 from fast_style.safety import check_creatable, refuse_non_regular
@@ -94,6 +95,8 @@ class TrainConfig:
     model: ModelConfig = nested(ModelConfig)
     adain: AdaINTrainConfig = nested(AdaINTrainConfig)
     loss: LossConfig = nested(LossConfig)
+    # johnson2016: also train the output not to change when the photo moves a little or gets noise
+    stability: StabilityConfig = nested(StabilityConfig)
     data: DataConfig = nested(DataConfig)
     validation: ValidationConfig = nested(ValidationConfig)
 
@@ -113,6 +116,9 @@ def training_architecture(config: TrainConfig) -> str:
     if config.architecture != "johnson2016_multi" and (config.init_from or config.trainable != "all"):
         raise FastStyleError("init_from and trainable=norm add paintings to a multi-style network: list the new "
                              "paintings in style_images=[a.jpg, ...]")
+    if config.stability.weight and config.architecture != "johnson2016":
+        raise FastStyleError(f"stability.weight trains johnson2016 networks only, not {config.architecture}: "
+                             "set stability.weight=0")
     return config.architecture
 
 
@@ -360,7 +366,7 @@ class Trainer:
             return self.forward(inputs).float()
 
     def train_step(self, photos: torch.Tensor) -> torch.Tensor | None:
-        """One optimiser step; returns the detached [loss, content, style, tv] on the device,
+        """One optimiser step; returns the detached [loss, content, style, tv(, stability)] on the device,
         or None when the loss was not finite on any rank (the step is then not applied).
 
         The finiteness check is the step's only host sync; losses are read back only when
@@ -380,13 +386,12 @@ class Trainer:
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return torch.stack([total, terms.content, terms.style, terms.tv]).detach()
+        return torch.stack([total, *terms.parts().values()]).detach()
 
     def _mean_losses(self, window: list[torch.Tensor]) -> dict[str, float]:
         """The window's mean losses over every rank's slice of the batch (one host sync), and the lr."""
         values = self.dist.mean(torch.stack(window).mean(0)).tolist()
-        return {"loss": values[0], "content": values[1], "style": values[2], "tv": values[3],
-                "lr": self.optimizer.param_groups[0]["lr"]}
+        return {**dict(zip(("loss", *TERM_NAMES), values)), "lr": self.optimizer.param_groups[0]["lr"]}
 
     def _time_is_up(self, started: float) -> bool:
         """Whether ``time_limit_minutes`` has passed; under DDP every rank takes rank 0's answer, so all

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from fast_style.losses import TERM_NAMES
 from fast_style.runtime import progress
 
 PROGRESS_LINE_EVERY_S = 30.0  # a log line at most this often when the progress bar is hidden
@@ -98,7 +99,7 @@ class TrainLog:
         """``step 1200/40000 (3%): loss 1.758 (content 0.983, style 0.607, tv 0.167), 36 images/s, about
         2 h 13 min left`` for log files, where no progress bar shows."""
         left_s = (self.steps - step) * self.images_per_step / max(rate, 1e-9)
-        terms = ", ".join(f"{name} {mean[name]:.4g}" for name in ("content", "style", "tv") if name in mean)
+        terms = ", ".join(f"{name} {mean[name]:.4g}" for name in TERM_NAMES if name in mean)
         return (f"step {step}/{self.steps} ({100 * step / self.steps:.0f}%): loss {mean['loss']:.4g} ({terms}), "
                 f"{rate:.3g} images/s, about {duration(left_s)} left")
 

@@ -53,14 +53,15 @@ def main() -> None:
     parser.add_argument("--size", default="256x192")
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--stability", default="0.4,0.5,0.6,0.7,0@2,0.3@2,0@3,0.3@3",
-                        help="settings to measure: STABILITY or STABILITY@HOLD")
+                        help="settings to measure: STABILITY or STABILITY@HOLD; '' for frame by frame only "
+                             "(the network's own stability)")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--clips", default="pan_3px,pan_1.3px_diagonal,zoom_1%,cut")
     args = parser.parse_args()
     size = tuple(int(side) for side in args.size.split("x"))
     # "0.6" blends every frame; "0@3" holds the carried texture and renews it every 3rd frame.
     settings = [(float(value.partition("@")[0]), int(value.partition("@")[2] or 1))
-                for value in args.stability.split(",")]
+                for value in args.stability.split(",") if value]
     files = sorted(Path(args.photos).glob("*.png"))[:4]
     photos = [load_image(path).permute(1, 2, 0).mul(255).round().byte().numpy() for path in files]
     stylizer = load_stylizer(args.model, device="cpu", precision=args.precision)

@@ -18,6 +18,7 @@ from fast_style.images import load_image
 from fast_style.inference import inference_network
 from fast_style.losses import LossTerms, PerceptualLoss
 from fast_style.networks import ExportSpec, register
+from fast_style.networks.stability import step_generator, terms_with_stability
 from fast_style.tiling import stylize_tiled
 from fast_style.transformer import ARCHITECTURE, ModelConfig, TransformerNet
 from fast_style.vgg import describe
@@ -62,7 +63,9 @@ class Johnson2016:
 
 class JohnsonTask:
     """The training step of :class:`fast_style.train.Trainer` for one painting: the network stylizes the
-    photos and the perceptual loss scores them against the photos and the painting's Gram matrices."""
+    photos and the perceptual loss scores them against the photos and the painting's Gram matrices
+    (and, with ``stability.weight``, against its stylization of a shifted, noisy copy:
+    :mod:`fast_style.networks.stability`)."""
 
     def __init__(self, config: Any, device: torch.device, memory_format: torch.memory_format):
         if not config.style_image:
@@ -77,7 +80,12 @@ class JohnsonTask:
 
     def terms(self, forward: Callable[[torch.Tensor], torch.Tensor], score: Callable[..., LossTerms],
               photos: torch.Tensor, step: int) -> LossTerms:
-        return score(forward(photos), content=photos)
+        """The perceptual terms, with the stability term where ``stability.weight`` asks for it."""
+        settings = self.config.stability
+        if not settings.weight:
+            return score(forward(photos), content=photos)
+        generator = step_generator(self.config.seed, step)
+        return terms_with_stability(forward, score, photos, settings, generator, self.memory_format)
 
     @torch.no_grad()
     def validate(self, photos: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
