@@ -152,6 +152,9 @@ def bundle_multi(model, info: dict, args: argparse.Namespace) -> None:
         "final_train_loss": info["final_loss"],
         "validation_loss": info["validation_loss"],
         "weights": "float16 safetensors (loaded as float32)",
+        "quality_command": ("python3 scripts/learning_curve.py --config configs/multi_style.yaml --milestones 1 "
+                            "--photos ../shared/data/eval/kodak24 --count 6 --size 256 --output runs/multi_scores "
+                            "--score-model multi_style --style all"),
         "notes": args.notes,
     }
     write_card(folder, card)

@@ -416,3 +416,19 @@ def test_compare_scores_one_style_with_its_own_painting_and_weight(shared_data, 
     assert report["loss"]["style_weight"] == read_json(two_styles.with_suffix(".json"))["styles"][1]["style_weight"]
     with pytest.raises(FastStyleError, match="compare scores one style at a time: pass --style NAME"):
         compare(two_styles, [photo_file], tmp_path / "cmp2", steps=(2,), size=48, device="cpu")
+
+
+def test_the_bundled_multi_style_model_holds_the_eight_paintings_with_a_card_each(capsys):
+    from cli_runner import run
+    from fast_style.models import bundled_models, read_card
+
+    network, metadata = read_model(bundled_models()["multi_style"])
+    names = ["composition_vii", "starry_night", "starry_night_crop", "the_shipwreck_of_the_minotaur", "udnie",
+             "wave", "wave_crop", "woman_with_hat_matisse"]
+    assert network.styles == names and [style["name"] for style in metadata["styles"]] == names
+    card = read_card("multi_style")
+    for style in card["styles"]:
+        assert {"title", "artist", "year", "licence"} <= set(style["painting"])
+        assert style["images_seen"] > 0 and style["ratio_to_gatys_50"] > 0 and style["size"] == 256
+    listed = run(capsys, "models").out
+    assert all(f"--style {name}" in listed for name in names)
