@@ -432,3 +432,22 @@ def test_the_bundled_multi_style_model_holds_the_eight_paintings_with_a_card_eac
         assert style["images_seen"] > 0 and style["ratio_to_gatys_50"] > 0 and style["size"] == 256
     listed = run(capsys, "models").out
     assert all(f"--style {name}" in listed for name in names)
+
+
+def test_ddp_two_processes_give_each_image_the_painting_one_process_would(shared_data, tmp_path):
+    """torchrun with gloo: each rank takes its slice of the global batch's paintings, so 2 processes
+    log the loss curve of 1 (fp32: bf16's rounding depends on the split)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for run, launcher in (("one", []), ("two", ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"])):
+        args = tiny(shared_data, tmp_path / run, steps=3, batch_size=4, checkpoint_every=0, precision="fp32")
+        result = subprocess.run([sys.executable, *launcher, "-m", "fast_style.cli", "train", *args], env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+    curve = lambda run: [h["loss"] for h in read_json(tmp_path / run / "model.json")["loss_history"] if "loss" in h]
+    assert curve("one")[0] == pytest.approx(curve("two")[0], rel=1e-6)
+    assert curve("two") == pytest.approx(curve("one"), rel=1e-4)
+    assert read_json(tmp_path / "one" / "model.json")["styles"] == read_json(tmp_path / "two" / "model.json")["styles"]
