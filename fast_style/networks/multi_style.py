@@ -24,11 +24,10 @@ from torch import nn
 
 from fast_style.config import positive, sequence
 from fast_style.errors import FastStyleError
-from fast_style.inference import inference_network
 from fast_style.model_file import MAX_NAMES as MAX_STYLES  # far beyond Dumoulin et al.'s 32
 from fast_style.networks import ExportSpec, register
+from fast_style.networks.johnson2016 import Johnson2016
 from fast_style.paintings import parse_weighted
-from fast_style.tiling import stylize_tiled
 from fast_style.transformer import ModelConfig, TransformerNet
 
 ARCHITECTURE = "johnson2016_multi"
@@ -174,8 +173,9 @@ class ExportableMultiStyle(nn.Module):
         return self.body(image)
 
 
-class MultiStyle:
-    """Registry entry for :class:`MultiStyleNet`."""
+class MultiStyle(Johnson2016):
+    """Registry entry for :class:`MultiStyleNet`: johnson2016's, but for how it is built, run (through
+    the plain network of the chosen mix), exported (the mix is an input) and trained."""
 
     name = ARCHITECTURE
     takes_style = False  # no painting file: styles are chosen by name (style_names)
@@ -186,22 +186,13 @@ class MultiStyle:
     def style_names(self, network: MultiStyleNet) -> list[str]:
         return network.styles
 
-    def stored_tensors(self, network: MultiStyleNet) -> dict[str, torch.Tensor]:
-        return network.state_dict()
-
-    def load_tensors(self, network: MultiStyleNet, tensors: dict[str, torch.Tensor]) -> None:
-        network.load_state_dict({name: value.float() for name, value in tensors.items()})
-
     def inference_form(self, network: MultiStyleNet, winograd: bool) -> TransformerNet:
-        return inference_network(network.single_style(), winograd=winograd)
+        return super().inference_form(network.single_style(), winograd)
 
     def stylize_tiled(self, network: MultiStyleNet, batch: torch.Tensor, tile: int) -> torch.Tensor:
         """johnson2016's exact tiling, on the plain network of the selected mix (tiling fixes each
         instance norm's statistics, which it finds by type)."""
-        return stylize_tiled(network.single_style(), batch, tile)
-
-    def bytes_per_pixel(self, network: MultiStyleNet, element: int) -> int:
-        return 7 * network.config.width * element  # as johnson2016: the same activations
+        return super().stylize_tiled(network.single_style(), batch, tile)
 
     def export_spec(self, network: MultiStyleNet) -> ExportSpec:
         axes = {0: "batch", 2: "height", 3: "width"}
