@@ -149,9 +149,8 @@ def base_network(init_from: str) -> tuple[MultiStyleNet, list[dict[str, Any]]]:
     style = metadata.get("style") if isinstance(metadata.get("style"), dict) else {}
     name = str(style.get("name") or Path(init_from).stem)
     converted = MultiStyleNet(MultiStyleConfig(network.config.width, network.config.residual_blocks, [name]))
-    converted.load_state_dict({key: value.unsqueeze(0) if key in converted.state_dict() and
-                               converted.state_dict()[key].dim() == 2 and value.dim() == 1 else value
-                               for key, value in network.state_dict().items()})
+    shapes = {key: value.shape for key, value in converted.state_dict().items()}  # norms: (channels,) -> (1, channels)
+    converted.load_state_dict({key: value.reshape(shapes[key]) for key, value in network.state_dict().items()})
     return converted, [{"name": name, **{key: style[key] for key in ("image", "size") if key in style}}]
 
 
@@ -208,6 +207,7 @@ class MultiStyleTask:
         self.loss = PerceptualLoss.from_config(replace(config.loss, style_weight=1.0), config.precision).to(device)
         self.style_targets = self._style_targets(device)
         self.style_weights = torch.tensor([painting.style_weight for painting in self.paintings], device=device)
+        self.row_of = torch.tensor(self.rows, device=device)  # painting index -> the model's row
         self.last_step = -1
 
     def _style_targets(self, device: torch.device) -> dict[str, torch.Tensor]:
@@ -234,20 +234,20 @@ class MultiStyleTask:
             return style_assignment(styles, seed, step, 1).expand(count)
         return style_assignment(styles, seed, (step * world + rank) * count, count)
 
-    def use(self, paintings: torch.Tensor) -> None:
-        """Stylize with, and score against, these paintings (one index per image)."""
-        device = self.style_weights.device
-        rows = torch.tensor(self.rows, device=device)[paintings.to(device)]
-        self.model.select(F.one_hot(rows, len(self.model.styles)).float())
-        self.loss.style_targets = {layer: targets[paintings.to(device)] for layer, targets in self.style_targets.items()}
+    def use(self, paintings: torch.Tensor) -> torch.Tensor:
+        """Stylize with, and score against, these paintings (one index per image); returns each image's
+        style weight."""
+        paintings = paintings.to(self.style_weights.device)
+        self.model.select(F.one_hot(self.row_of[paintings], len(self.model.styles)).float())
+        self.loss.style_targets = {layer: targets[paintings] for layer, targets in self.style_targets.items()}
+        return self.style_weights[paintings]
 
     def terms(self, forward: Callable[[torch.Tensor], torch.Tensor], score: Callable[..., LossTerms],
               photos: torch.Tensor, step: int) -> LossTerms:
-        paintings = self.assigned(step, photos.shape[0])
-        self.use(paintings)
+        style_weights = self.use(self.assigned(step, photos.shape[0]))
         self.last_step = step
         terms = score(forward(photos), content=photos)
-        return replace(terms, style=terms.style * self.style_weights[paintings.to(self.style_weights.device)])
+        return replace(terms, style=terms.style * style_weights)
 
     @torch.no_grad()
     def validate(self, photos: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
@@ -256,13 +256,12 @@ class MultiStyleTask:
         self.model.eval()
         totals: dict[str, float] = {}
         pictures = []
-        weights = self.style_weights
         for index, painting in enumerate(self.paintings):
-            self.use(torch.full((photos.shape[0],), index, dtype=torch.long))
+            style_weights = self.use(torch.full((photos.shape[0],), index, dtype=torch.long))
             stylized = self.model(photos.contiguous(memory_format=self.memory_format)).float()
             with self.loss.network.computing("fp32"):  # comparable across precisions, and exact
                 terms = self.loss(stylized, content=photos)
-            terms = replace(terms, style=terms.style * weights[index]).as_floats()
+            terms = replace(terms, style=terms.style * style_weights).as_floats()
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + value / len(self.paintings)
             totals[f"loss_{painting.name}"] = terms["loss"]
