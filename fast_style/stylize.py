@@ -193,7 +193,8 @@ class Stylizer:
 
     def set_style(self, style: str | Path | Image.Image | torch.Tensor
                   | Sequence[tuple[str | Path | Image.Image | torch.Tensor, float]], alpha: float = 1.0) -> None:
-        """The painting(s) every following photo is stylized with, for kinds that take any painting.
+        """The painting(s) every following photo is stylized with, for kinds that take any painting, or
+        the style (mix) of a multi-style model (see :meth:`choose_style`).
 
         ``style``: a file, a PIL image, a (3,H,W) tensor, ``"a.jpg=0.5,b.jpg=0.5"``, or (painting, weight)
         pairs; ``alpha`` 0 keeps the photo's features, 1 is the full style. The paintings' statistics are
@@ -229,7 +230,6 @@ class Stylizer:
             pairs = style.items() if isinstance(style, Mapping) else style
             mix = mix_of(self.styles, {str(name): float(weight) for name, weight in pairs}, str(style))
         self.source.select(mix)
-        self.style_mix = dict(zip(self.styles, (mix / mix.sum()).tolist()))
         self._run(self.source.single_style())
 
     def require_style(self) -> None:
