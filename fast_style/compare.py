@@ -97,11 +97,12 @@ def trained_style(metadata: dict[str, Any], model: str | Path, name: str | None)
     styles = metadata.get("styles")
     if not isinstance(styles, list):
         return metadata.get("style")
-    names = [record.get("name") for record in styles if isinstance(record, dict)]
+    records = [record for record in styles if isinstance(record, dict)]  # model.json is untrusted
+    names = [record.get("name") for record in records]
     if name not in names:
         raise FastStyleError(f"{model}: a multi-style model; compare scores one style at a time: pass --style NAME "
                              f"with NAME one of {', '.join(map(str, names))}" + (f" (not {name})" if name else ""))
-    return styles[names.index(name)]
+    return records[names.index(name)]
 
 
 def trained_loss(metadata: dict[str, Any], model: str | Path, style_name: str | None = None

@@ -451,3 +451,12 @@ def test_ddp_two_processes_give_each_image_the_painting_one_process_would(shared
     assert curve("one")[0] == pytest.approx(curve("two")[0], rel=1e-6)
     assert curve("two") == pytest.approx(curve("one"), rel=1e-4)
     assert read_json(tmp_path / "one" / "model.json")["styles"] == read_json(tmp_path / "two" / "model.json")["styles"]
+
+
+def test_compare_finds_a_style_record_past_damaged_entries():
+    from fast_style.compare import trained_style
+
+    record = {"name": "wave", "image": "wave.jpg", "size": 64}
+    assert trained_style({"styles": ["damaged", 3, record]}, "m", "wave") is record
+    with pytest.raises(FastStyleError, match="one of wave"):
+        trained_style({"styles": ["damaged", record]}, "m", "udnie")
