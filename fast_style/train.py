@@ -445,7 +445,7 @@ class Trainer:
         """What the model card and ``compare`` need: the loss it was trained with, and how."""
         config = self.config
         return {
-            **self.task.metadata(),
+            **self.task.metadata(self.step),
             "training": {"steps": self.step, "batch_size": config.batch_size, "image_size": config.image_size,
                          "images_seen": self.step * config.batch_size, "photos": len(self.train_set),
                          "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",

@@ -460,3 +460,12 @@ def test_compare_finds_a_style_record_past_damaged_entries():
     assert trained_style({"styles": ["damaged", 3, record]}, "m", "wave") is record
     with pytest.raises(FastStyleError, match="one of wave"):
         trained_style({"styles": ["damaged", record]}, "m", "udnie")
+
+
+def test_rerunning_a_finished_run_keeps_each_paintings_images_seen(shared_data, tmp_path):
+    output = tmp_path / "run"
+    train(shared_data, output)
+    before = read_json(output / "model.json")["styles"]
+    again = train(shared_data, output)  # resumes at the last step and trains nothing
+    assert again.step == 4 and read_json(output / "model.json")["styles"] == before
+    assert sum(style["images_seen"] for style in before) == 4 * 3

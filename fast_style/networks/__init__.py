@@ -93,8 +93,8 @@ class TrainingTask(Protocol):
     def validate(self, photos: torch.Tensor) -> tuple[dict[str, float], torch.Tensor] | None:
         """Validation loss terms and pictures for TensorBoard, from the held-out photos."""
 
-    def metadata(self) -> dict[str, Any]:
-        """The kind's part of model.json (``style``, ``loss`` that compare scores with, ``loss_network``)."""
+    def metadata(self, steps: int) -> dict[str, Any]:
+        """(``steps``: the steps trained so far, resumed ones included.) The kind's part of model.json (``style``, ``loss`` that compare scores with, ``loss_network``)."""
 
 
 KINDS: dict[str, NetworkKind] = {}

@@ -212,7 +212,7 @@ class AdaINTask:
         terms = {key: sum(score[key] for score in scores) / len(scores) for key in scores[0]}
         return terms, torch.cat(outputs)
 
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self, steps: int) -> dict[str, Any]:
         """``style`` (the paintings seen and held out, their size), the Gram loss compare scores with, the
         training loss and the loss network."""
         network = {**to_dict(self.config.loss.network), "weights": self.loss.network.source}

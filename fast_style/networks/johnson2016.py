@@ -97,7 +97,7 @@ class JohnsonTask:
         self.model.train()
         return terms, stylized.cpu()
 
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self, steps: int) -> dict[str, Any]:
         config = self.config
         return {"style": {"image": config.style_image, "name": Path(config.style_image).stem, "size": config.style_size},
                 "loss": to_dict(config.loss), "loss_network": describe(self.loss.network)}

@@ -208,7 +208,6 @@ class MultiStyleTask:
         self.style_targets = self._style_targets(device)
         self.style_weights = torch.tensor([painting.style_weight for painting in self.paintings], device=device)
         self.row_of = torch.tensor(self.rows, device=device)  # painting index -> the model's row
-        self.last_step = -1
 
     def _style_targets(self, device: torch.device) -> dict[str, torch.Tensor]:
         """Each painting's style statistics (at its own size), stacked: layer -> (paintings, ...)."""
@@ -245,7 +244,6 @@ class MultiStyleTask:
     def terms(self, forward: Callable[[torch.Tensor], torch.Tensor], score: Callable[..., LossTerms],
               photos: torch.Tensor, step: int) -> LossTerms:
         style_weights = self.use(self.assigned(step, photos.shape[0]))
-        self.last_step = step
         terms = score(forward(photos), content=photos)
         return replace(terms, style=terms.style * style_weights)
 
@@ -269,18 +267,18 @@ class MultiStyleTask:
         self.model.train()
         return totals, torch.cat(pictures)
 
-    def images_seen(self) -> dict[str, int]:
-        """How many training images each of this run's paintings was assigned, up to the last step."""
-        steps, batch, styles = self.last_step + 1, self.config.batch_size, len(self.paintings)
+    def images_seen(self, steps: int) -> dict[str, int]:
+        """How many training images each of this run's paintings was assigned in its first ``steps`` steps."""
+        batch, styles = self.config.batch_size, len(self.paintings)
         if self.config.style_assignment == "per_batch":
             counts = assignment_counts(styles, self.config.seed, steps) * batch
         else:
             counts = assignment_counts(styles, self.config.seed, steps * batch)
         return {painting.name: int(count) for painting, count in zip(self.paintings, counts)}
 
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self, steps: int) -> dict[str, Any]:
         """``styles`` (one record per row, in order: the earlier model's, then this run's) and the loss."""
-        config, seen = self.config, self.images_seen()
+        config, seen = self.config, self.images_seen(steps)
         ours = {painting.name: {**painting.record(), "images_seen": seen[painting.name]} for painting in self.paintings}
         earlier = {record.get("name"): record for record in self.earlier}
         styles = [ours.get(name) or {**earlier.get(name, {}), "name": name} for name in self.model.styles]
