@@ -55,9 +55,11 @@ def describe_model(model: str, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"model": str(path), "architecture": architecture, "styles": styles}, indent=2))
         return 0
-    what = {"johnson2016": "one painting (no --style)", "adain": "any painting (--style PAINTING)"}
+    from fast_style.networks import kind_of
+
+    what = "any painting (--style PAINTING)" if kind_of(network).takes_style else "one painting (no --style)"
     print(f"{path}: {architecture}, " + (f"{len(styles)} styles (--style NAME, or a mix a=0.7,b=0.3):"
-                                          if styles else what.get(architecture, "")))
+                                          if styles else what))
     for name in styles:
         print(f"  {name}")
     return 0
