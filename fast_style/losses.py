@@ -81,8 +81,17 @@ class LossTerms:
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, C) channel correlations divided by H*W (size-independent), in fp32."""
+    """(B, C, H, W) -> (B, C, C) channel correlations divided by H*W (size-independent), in fp32.
+
+    Channels-last features (the loss network's layout on CPU) are read as (B, H*W, C) without a copy:
+    flattening them to (B, C, H*W) would copy every activation (the largest, at relu1_1, is 64 values
+    per pixel) and the matrix product's backward would then run on a transposed layout, several
+    times slower.
+    """
     b, c, h, w = features.shape
+    if c > 1 and not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last):
+        pixels = features.float().permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: same memory
+        return torch.bmm(pixels.transpose(1, 2), pixels) / (h * w)
     flat = features.float().reshape(b, c, h * w)
     return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
 

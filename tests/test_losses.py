@@ -30,6 +30,23 @@ def test_gram_does_not_depend_on_the_size_the_painting_is_seen_at() -> None:
     assert torch.allclose(gram_matrix(features.repeat(1, 1, 3, 2)), gram_matrix(features), atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gram_of_channels_last_features_equals_the_contiguous_one(dtype: torch.dtype) -> None:
+    """The loss network runs channels-last on CPU; the Gram and its gradient must not depend on layout."""
+    features = torch.randn(2, 6, 5, 7).to(dtype)
+    contiguous = features.clone().requires_grad_(True)
+    channels_last = features.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert not channels_last.is_contiguous()
+    grams = [gram_matrix(contiguous), gram_matrix(channels_last)]
+    weights = torch.randn(2, 6, 6)
+    for gram in grams:
+        (gram * weights).sum().backward()
+    assert grams[1].dtype == torch.float32
+    torch.testing.assert_close(grams[1], grams[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(channels_last.grad.float(), contiguous.grad.float(), atol=1e-2 if dtype == torch.bfloat16
+                               else 1e-5, rtol=1e-2 if dtype == torch.bfloat16 else 1e-5)
+
+
 def test_gram_of_half_precision_features_is_float32() -> None:
     """Under autocast features may be fp16; sums of squares over many positions need fp32."""
     gram = gram_matrix(torch.full((1, 2, 64, 64), 100.0, dtype=torch.float16))
