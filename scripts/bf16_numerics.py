@@ -44,9 +44,11 @@ def stylize_numerics(args: argparse.Namespace) -> None:
     for name in sorted(bundled_models()):
         fp32 = load_stylizer(name, device="cpu", precision="fp32")
         bf16 = load_stylizer(name, device="cpu", precision="bf16")
-        for stylizer in (fp32, bf16):  # a multi-style model: its first style (a single-painting network then)
-            if stylizer.styles:
+        for stylizer in (fp32, bf16):
+            if stylizer.styles:  # a multi-style model: its first style (a single-painting network then)
                 stylizer.choose_style(stylizer.styles[0])
+            elif stylizer.kind.takes_style:  # a model for any painting: the study's painting
+                stylizer.set_style(args.style)
         counts = torch.zeros(3, dtype=torch.float64)  # within 1, within 2, all
         largest = 0.0
         for photo in photos:
@@ -117,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     for sub in (stylize, optimize):
         sub.add_argument("--photos", type=Path, default=SHARED / "eval" / "kodak24")
         sub.add_argument("--count", type=int, default=8 if sub is stylize else 2)
-    for sub in (optimize, train):
-        sub.add_argument("--style", type=Path, default=SHARED / "styles" / "starry_night.jpg")
+    for sub in (stylize, optimize, train):
+        sub.add_argument("--style", type=Path, default=SHARED / "styles" / "starry_night.jpg",
+                         help="the painting (stylize: for models that take any painting)")
         sub.add_argument("--size", type=int, default=256 if sub is optimize else 128)
         sub.add_argument("--steps", default="50,300" if sub is optimize else 300,
                          type=str if sub is optimize else int)

@@ -3,6 +3,7 @@ the stylize/compare command lines and their bad inputs, and training with exact 
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -110,6 +111,17 @@ def test_interpolation_weights_mix_the_statistics_and_are_normalised(network: Ad
         tolerance = 1e-5 * float(mixed.abs().max())
         torch.testing.assert_close(network.transfer(features), mixed, atol=tolerance, rtol=1e-4)
         assert (mixed - adain(features, mean_b, std_b)).abs().max() > 100 * tolerance
+
+
+def test_a_bf16_network_takes_painting_statistics_with_its_fp32_weights(network: AdaINNet) -> None:
+    """Statistics from weights rounded to bf16 move every output pixel; the painting's stay fp32's."""
+    painting = random_image(48, 64, 1)
+    fp32_mean, fp32_std = network.painting_statistics(painting)
+    network.to(torch.bfloat16)
+    mean, std = network.painting_statistics(painting)
+    assert mean.dtype == torch.float32 and torch.equal(mean, fp32_mean) and torch.equal(std, fp32_std)
+    rounded = copy.deepcopy(network.encoder).float()  # what a cast network's own weights give
+    assert not torch.equal(mean_std(rounded(painting[None]))[0], fp32_mean)
 
 
 def test_tiled_equals_untiled(network: AdaINNet) -> None:

