@@ -176,14 +176,15 @@ class VGGFeatures(nn.Module):
 
     @staticmethod
     def first_conv_fp32(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-        """The first conv in fp32 on the fp32 photo, whatever the network runs in.
+        """The first conv in fp32 on the fp32 photo, for a network cast to bf16 as a whole (AdaIN's encoder).
 
         Rounding the normalised photo to bf16 moves it by up to about a level of 255, and AdaIN, which
-        divides each channel by its own spread, turns that into visible errors (bf16 against fp32, 8
-        Kodak photos: 92 % of 8-bit values within 2 levels, 99.6 % with this conv in fp32). It is
-        3 input channels wide, so fp32 costs little. One image at a time: oneDNN's fp32 kernels round
-        differently for other batch sizes, and the cast to bf16 that follows would let a batch of
-        photos stylize differently from the same photos one by one.
+        divides each channel by its own spread, turns that into visible errors (part of the 92 % -> 98.9 %
+        of 8-bit values within 2 levels of fp32 in docs/performance.md). It is 3 input channels wide, so
+        fp32 costs little at inference; the loss network's bf16 path (training, optimisation) keeps its
+        bf16 conv, where this would add about 3 % to a training step. One image at a time: oneDNN's fp32
+        kernels round differently for other batch sizes, and the cast to bf16 that follows would let a
+        batch of photos stylize differently from the same photos one by one.
         """
         weight, bias = conv.weight.float(), conv.bias.float()
         return torch.cat([F.conv2d(image, weight, bias, conv.stride, conv.padding) for image in x.split(1)])
@@ -209,13 +210,13 @@ class VGGFeatures(nn.Module):
         out: dict[str, torch.Tensor] = {}
         x = self.normalize(image.float())
         bf16 = self.precision == "bf16"
-        # The weights' own dtype where the network was cast as a whole (AdaIN's encoder in a bf16 Stylizer).
-        low = torch.bfloat16 if bf16 else self.layers[0].weight.dtype
         if bf16:
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        # The weights' own dtype where the network was cast as a whole (AdaIN's encoder in a bf16 Stylizer).
+        cast_down = not bf16 and self.layers[0].weight.dtype != torch.float32
         for index, (name, layer) in enumerate(zip(self.names, self.layers)):
-            if index == 0 and low != torch.float32:
-                x = self.first_conv_fp32(layer, x).to(low)
+            if index == 0 and cast_down:
+                x = self.first_conv_fp32(layer, x).to(layer.weight.dtype)
             elif bf16 and isinstance(layer, nn.Conv2d):
                 x = self.bf16_conv(index, layer, x)
             else:
