@@ -14,7 +14,6 @@ run, so the network is called like every other kind: photo batch in, stylized ba
 from __future__ import annotations
 
 import copy
-
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
