@@ -193,14 +193,53 @@ def test_impossible_options_are_one_line_exit_2_and_no_output(option: str, value
     assert files_in(tmp_path) == []
 
 
-def test_style_option_is_refused_in_one_line_until_a_model_takes_it(clip: Path, tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture) -> None:
-    import inspect
+def first_frame(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb24").astype(np.float32) / 255
 
-    if "style" in inspect.signature(load_stylizer).parameters:
-        pytest.skip("this fast_style has multi-style models: --style is passed on")
-    assert run("--model", "wave", str(clip), "--output", str(tmp_path / "o.mp4"), "--style", "x.jpg") == 2
-    assert "--style" in capsys.readouterr().err and files_in(tmp_path) == []
+
+def test_style_picks_a_multi_style_models_style_and_names_the_output(clip: Path, tmp_path: Path) -> None:
+    source = tmp_path / "pan.mp4"
+    source.write_bytes(clip.read_bytes())
+    for style in ("wave", "starry_night"):
+        assert run("--model", "multi_style", "--style", style, "--stability", "0", "--hold", "1", str(source)) == 0
+    assert files_in(tmp_path) == ["pan.mp4", "pan_multi_style_starry_night.mp4", "pan_multi_style_wave.mp4"]
+    photo = torch.from_numpy(first_frame(source)).permute(2, 0, 1)[None]
+    expected = {}
+    for style in ("wave", "starry_night"):  # the first frame as `stylize --style` makes it
+        stylizer = load_stylizer("multi_style", device="cpu")
+        stylizer.choose_style(style)
+        expected[style] = stylizer.stylize_tensor(photo)[0].permute(1, 2, 0).numpy()
+    for style, other in (("wave", "starry_night"), ("starry_night", "wave")):
+        frame = first_frame(tmp_path / f"pan_multi_style_{style}.mp4")
+        assert np.abs(frame - expected[style]).mean() < 0.05 < np.abs(frame - expected[other]).mean()
+
+
+def test_a_model_for_any_painting_stylizes_with_the_painting_given(clip: Path, tmp_path: Path,
+                                                                   shared_data: Path) -> None:
+    painting = shared_data / "styles" / "starry_night.jpg"
+    outputs = {alpha: tmp_path / f"a{alpha}.mp4" for alpha in ("1", "0.3")}
+    for alpha, output in outputs.items():
+        assert run("--model", "arbitrary", "--style", str(painting), "--alpha", alpha, str(clip),
+                   "--output", str(output)) == 0
+        assert probe(output)["frames"] == probe(clip)["frames"]
+    full, light = (first_frame(outputs[alpha]) for alpha in ("1", "0.3"))
+    assert np.abs(light - first_frame(clip)).mean() < np.abs(full - first_frame(clip)).mean()
+
+
+@pytest.mark.parametrize("model, extra, message", [
+    ("multi_style", [], "wave"),  # no style: the line names the styles
+    ("arbitrary", [], "--style PAINTING"),
+    ("wave", ["--style", "wave"], "--style"),  # a single-painting model takes none
+    ("multi_style", ["--style", "nope"], "nope"),
+    ("multi_style", ["--style", "wave", "--alpha", "2"], "--alpha"),
+])
+def test_a_style_the_model_cannot_take_is_one_line_exit_2_and_no_output(model: str, extra: list[str], message: str,
+                                                                        clip: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    assert run("--model", model, *extra, str(clip), "--output", str(tmp_path / "o.mp4")) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and files_in(tmp_path) == []
 
 
 # ----------------------------------------------------------------------------- stability and flicker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fast_style.commands.common import add_device_options
+from fast_style.commands.common import add_device_options, choose_style
 from pathlib import Path
 
 HELP = "Stylize photos (files, folders, globs) with a trained model: milliseconds per image on a GPU."
@@ -52,7 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import time
 
-    from fast_style.errors import FastStyleError
     from fast_style.images import ImageError
     from fast_style.paintings import check_alpha
     from fast_style.safety import check_creatable, check_not_empty
@@ -60,7 +59,8 @@ def main(args: argparse.Namespace) -> int:
     from fast_style.stylize_files import is_single_file, plan_jobs, stylize_file, stylize_folder
 
     check_not_empty(args.output, "--output")
-    alpha = check_alpha(args.alpha if args.alpha is not None else 1.0)
+    if args.alpha is not None:
+        check_alpha(args.alpha)  # before the model loads: fail fast
     options = Options(size=args.size, preserve_color=args.preserve_color, strength=args.strength,
                       tile=args.tile, keep_alpha=args.keep_alpha, batch_size=args.batch_size,
                       overwrite=args.overwrite)
@@ -73,13 +73,7 @@ def main(args: argparse.Namespace) -> int:
         raise ImageError(f"{output}: already exists; pass --overwrite to replace it")
     stylizer = load_stylizer(args.model, device=args.device, precision=args.precision,
                              channels_last=args.channels_last)
-    if args.style is not None or args.alpha is not None:
-        stylizer.set_style(args.style or "", alpha)  # the painting's statistics: once for the whole run
-    elif stylizer.kind.takes_style:
-        raise FastStyleError(f"--model {args.model}: this {stylizer.kind.name} model stylizes with any painting; "
-                             "pass --style PAINTING")
-    else:
-        stylizer.require_style()  # a multi-style model: one line naming its styles
+    choose_style(stylizer, args.model, args.style, args.alpha)
     if single:
         start = time.perf_counter()
         result = stylize_file(stylizer, jobs[0], options)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-
-from fast_style.commands.common import add_device_options
 import json
 from pathlib import Path
+
+from fast_style.commands.common import add_device_options, choose_style
 
 HELP = "Stylize a video (or animated GIF/WebP) with stable frames, keeping frame rate, size and audio."
 
@@ -35,7 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "of the output and of frame-by-frame stylization, and the speed")
     parser.add_argument("--size", type=int, metavar="N", help="longer side of the output (default: the input's)")
     parser.add_argument("--style", metavar="STYLE",
-                        help="the style, for multi-style and arbitrary-style models (where the model supports it)")
+                        help="a multi-style model's style by name (`fast-style models` lists them), or a mix: "
+                             "a=0.7,b=0.3; for models that take any painting (e.g. --model arbitrary): the painting "
+                             "file, or a.jpg=0.5,b.jpg=0.5 to interpolate between several")
+    parser.add_argument("--alpha", type=float, metavar="X",
+                        help="with --style: 0 = the clip's own features, 1 = the full style (default 1)")
     parser.add_argument("--preserve-color", action="store_true",
                         help="keep the clip's colours and take only luminance from the style")
     parser.add_argument("--strength", type=float, default=1.0, metavar="X",
@@ -47,9 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import inspect
-
-    from fast_style.errors import FastStyleError
+    from fast_style.paintings import check_alpha
     from fast_style.stylize import Options, load_stylizer
     from fast_style.video import require
     from fast_style.video.io import check_output
@@ -59,19 +61,15 @@ def main(args: argparse.Namespace) -> int:
     require("av")
     require("cv2")
     stability, hold = check_stability(args.stability), check_hold(args.hold)
+    if args.alpha is not None:
+        check_alpha(args.alpha)
     options = Options(size=args.size, preserve_color=args.preserve_color, strength=args.strength,
                       batch_size=args.batch_size, overwrite=args.overwrite)
     source = Path(args.input)
-    output = Path(args.output) if args.output else default_output(source, args.model)
+    output = Path(args.output) if args.output else default_output(source, args.model, args.style)
     check_output(source, output, overwrite=args.overwrite)  # before the model loads: fail fast
-    extra = {}
-    if args.style is not None:
-        # A thin hook for multi-style/arbitrary-style models: passed on only where the loader takes it.
-        if "style" not in inspect.signature(load_stylizer).parameters:
-            raise FastStyleError("--style: this fast_style has no multi-style or arbitrary-style models yet; "
-                                 "drop --style and pick the style with --model")
-        extra["style"] = args.style
-    stylizer = load_stylizer(args.model, device=args.device, precision=args.precision, **extra)
+    stylizer = load_stylizer(args.model, device=args.device, precision=args.precision)
+    choose_style(stylizer, args.model, args.style, args.alpha)  # before any output is opened
     summary = stylize_video(stylizer, source, output, options, stability=stability, hold=hold, measure=args.report)
     width, height = summary.size
     print(f"wrote {output} ({summary.frames} frames, {width}x{height}, {summary.rate:g} fps, audio {summary.audio}) "
@@ -81,10 +79,12 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def default_output(source: Path, model: str) -> Path:
-    """``clip_starry_night.mp4`` beside the input: its format kept where it can be written, else mp4."""
-    from fast_style.commands.common import model_name
+def default_output(source: Path, model: str, style: str | None = None) -> Path:
+    """``clip_starry_night.mp4`` beside the input (``clip_multi_style_wave.mp4`` with a --style): its
+    format kept where it can be written, else mp4."""
+    from fast_style.commands.common import model_name, style_tag
     from fast_style.video.io import OUTPUT_SUFFIXES
 
     suffix = source.suffix.lower()
-    return source.with_name(f"{source.stem}_{model_name(model)}{suffix if suffix in OUTPUT_SUFFIXES else '.mp4'}")
+    name = model_name(model) + (f"_{style_tag(style)}" if style else "")
+    return source.with_name(f"{source.stem}_{name}{suffix if suffix in OUTPUT_SUFFIXES else '.mp4'}")
