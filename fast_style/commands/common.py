@@ -69,12 +69,10 @@ def model_name(model: str) -> str:
 def choose_style(stylizer: Any, model: str, style: str | None, alpha: float | None) -> None:
     """Apply ``--style``/``--alpha`` to a loaded Stylizer, or refuse in one line what the model needs:
     a model for any painting needs a painting, a multi-style model one of its styles (named in the
-    message), and a single-painting model refuses both (the Stylizer says so)."""
-    from fast_style.paintings import check_alpha
-
+    message), and a single-painting model refuses both (the Stylizer says so, and checks ``alpha``)."""
     if style is not None or alpha is not None:
         # The painting's statistics (or the style's mix): computed once for the whole run.
-        stylizer.set_style(style or "", check_alpha(alpha if alpha is not None else 1.0))
+        stylizer.set_style(style or "", alpha if alpha is not None else 1.0)
     elif stylizer.kind.takes_style:
         raise FastStyleError(f"--model {model}: this {stylizer.kind.name} model stylizes with any painting; "
                              "pass --style PAINTING")
