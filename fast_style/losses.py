@@ -89,7 +89,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     times slower.
     """
     b, c, h, w = features.shape
-    if c > 1 and not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last):
+    if not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last):
         pixels = features.float().permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: same memory
         return torch.bmm(pixels.transpose(1, 2), pixels) / (h * w)
     flat = features.float().reshape(b, c, h * w)
