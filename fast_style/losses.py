@@ -80,20 +80,44 @@ class LossTerms:
         return {"loss": float(terms.total), **{name: float(value) for name, value in terms.parts().items()}}
 
 
+class _Gram(torch.autograd.Function):
+    """``X^T X`` for ``X`` (B, N, C), with a backward of one matrix product.
+
+    Autograd's backward of ``bmm(X^T, X)`` takes two products, one for each operand, and adds them;
+    the one for ``X^T`` writes a transposed (B, C, N) result, several times slower than the other, and
+    their sum is another pass over the largest activations. For a Gram matrix both are ``X`` times the
+    symmetrised gradient, so one product gives the same gradient: the Gram's forward and backward
+    together take half the time or less at the style layers (docs/performance.md).
+    """
+
+    @staticmethod
+    def forward(ctx, pixels: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(pixels)
+        return torch.bmm(pixels.transpose(1, 2), pixels)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (pixels,) = ctx.saved_tensors
+        symmetric = grad + grad.transpose(1, 2)
+        if pixels.transpose(1, 2).is_contiguous():  # NCHW features read as (B, N, C): keep their layout
+            return torch.bmm(symmetric, pixels.transpose(1, 2)).transpose(1, 2)
+        return torch.bmm(pixels, symmetric)
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, C) channel correlations divided by H*W (size-independent), in fp32.
 
-    Channels-last features (the loss network's layout on CPU) are read as (B, H*W, C) without a copy:
-    flattening them to (B, C, H*W) would copy every activation (the largest, at relu1_1, is 64 values
-    per pixel) and the matrix product's backward would then run on a transposed layout, several
-    times slower.
+    Read as (B, H*W, C) pixels without a copy in either layout: channels-last features (the loss
+    network's layout on CPU) are that already, and flattening them to (B, C, H*W) would copy every
+    activation (the largest, at relu1_1, is 64 values per pixel); NCHW ones are its transpose.
     """
     b, c, h, w = features.shape
+    features = features.float()
     if not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last):
-        pixels = features.float().permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: same memory
-        return torch.bmm(pixels.transpose(1, 2), pixels) / (h * w)
-    flat = features.float().reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+        pixels = features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: same memory
+    else:
+        pixels = features.reshape(b, c, h * w).transpose(1, 2)
+    return _Gram.apply(pixels) / (h * w)
 
 
 def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:

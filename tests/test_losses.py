@@ -47,6 +47,20 @@ def test_gram_of_channels_last_features_equals_the_contiguous_one(dtype: torch.d
                                else 1e-5, rtol=1e-2 if dtype == torch.bfloat16 else 1e-5)
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_gram_gradient_is_the_symmetrised_product_in_the_features_layout(memory_format: torch.memory_format) -> None:
+    """The Gram's own backward (one product instead of autograd's two and a sum) must give autograd's
+    gradient of the textbook formula, for a weighting that is not symmetric, in the features' layout."""
+    features = torch.randn(2, 6, 5, 7).contiguous(memory_format=memory_format).requires_grad_(True)
+    reference = features.detach().double().requires_grad_(True)
+    weights = torch.randn(2, 6, 6)
+    (gram_matrix(features) * weights).sum().backward()
+    textbook = torch.einsum("bchw,bdhw->bcd", reference, reference) / 35
+    (textbook * weights.double()).sum().backward()
+    torch.testing.assert_close(features.grad.double(), reference.grad, atol=1e-5, rtol=1e-5)
+    assert features.grad.stride() == features.stride()
+
+
 def test_gram_of_half_precision_features_is_float32() -> None:
     """Under autocast features may be fp16; sums of squares over many positions need fp32."""
     gram = gram_matrix(torch.full((1, 2, 64, 64), 100.0, dtype=torch.float16))
