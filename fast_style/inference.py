@@ -21,34 +21,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fast_style.transformer import ConvLayer, ResidualBlock, TransformerNet
+from fast_style.transformer import ConvLayer, ResidualBlock, TransformerNet, upsample_conv, upsample_kernel
 from fast_style.winograd import transformed_weight, winograd_conv3x3
 
-# Which taps of a 3-tap kernel land on each of the 4 taps of the equivalent stride-2 transposed
-# kernel, when the 3-tap conv runs on a nearest-neighbour 2x upsampled image (see UpsampleConv).
-UPSAMPLE_TAPS = ((0.0, 0.0, 1.0), (0.0, 1.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 0.0))
-
-
 class UpsampleConv(nn.Module):
-    """Nearest 2x upsample -> reflection pad 1 -> 3x3 conv, as one stride-2 transposed 4x4 conv.
-
-    Reflection-padding an upsampled image equals upsampling a replicate-padded one, and a 3x3 window
-    on a nearest-upsampled image covers only 2x2 distinct pixels; so the same outputs take 4 instead
-    of 9 multiply-adds each, and the 4x larger upsampled and padded copies are never written.
-    """
+    """Nearest 2x upsample -> reflection pad 1 -> 3x3 conv, as one stride-2 transposed 4x4 conv
+    (:func:`~fast_style.transformer.upsample_conv`), its kernel folded once."""
 
     def __init__(self, conv: nn.Conv2d):
         super().__init__()
         if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.groups != 1 or conv.bias is None:
             raise ValueError("UpsampleConv folds only a 3x3, stride-1, biased, ungrouped conv")
-        taps = torch.tensor(UPSAMPLE_TAPS, device=conv.weight.device)
-        weight = torch.einsum("oihw,yh,xw->ioyx", conv.weight.detach().float(), taps, taps)
-        self.register_buffer("weight", weight.to(conv.weight.dtype))
+        self.register_buffer("weight", upsample_kernel(conv.weight.detach().float()).to(conv.weight.dtype))
         self.register_buffer("bias", conv.bias.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (1, 1, 1, 1), mode="replicate")
-        return F.conv_transpose2d(x, self.weight, self.bias, stride=2, padding=3)
+        return upsample_conv(x, self.weight, self.bias)
 
 
 class GroupedInstanceNorm(nn.Module):
@@ -163,7 +151,7 @@ def inference_network(model: TransformerNet, *, winograd: bool = False) -> Trans
     """
     fast = copy.deepcopy(model).float()
     for name, module in list(fast.named_modules()):
-        if isinstance(module, ConvLayer) and isinstance(module[0], nn.Upsample):
+        if isinstance(module, ConvLayer) and module.upsamples:
             replace_module(fast, name, nn.Sequential(UpsampleConv(module[2]), *list(module)[3:]))
     if winograd:
         for block in fast.modules():

@@ -55,8 +55,45 @@ def pad_to_fit(x: torch.Tensor) -> torch.Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
+def fold_upsampled_taps(weight: torch.Tensor, dim: int) -> torch.Tensor:
+    """The 3 taps of a kernel along ``dim`` -> the 4 taps of the stride-2 transposed kernel that gives the
+    same outputs on the nearest-neighbour 2x upsampled input (see :func:`upsample_conv`).
+
+    An output pixel of the upsampled image sees 2 distinct input pixels per axis through a 3-tap window;
+    which taps land on which depends on the output's parity: taps (2), (1, 2), (0, 1), (0).
+    Sums, not a product, so autocast leaves them in the weights' precision.
+    """
+    first, middle, last = weight.unbind(dim)
+    return torch.stack([last, middle + last, first + middle, first], dim)
+
+
+def upsample_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """A 3x3 conv's (out, in, 3, 3) weight -> the (in, out, 4, 4) kernel of :func:`upsample_conv`."""
+    return fold_upsampled_taps(fold_upsampled_taps(weight, 2), 3).transpose(0, 1).contiguous()
+
+
+def upsample_conv(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Nearest 2x upsample -> reflection pad 1 -> 3x3 conv, as one stride-2 transposed 4x4 conv with
+    ``kernel = upsample_kernel(weight)``: the same outputs.
+
+    Reflection-padding an upsampled image equals upsampling a replicate-padded one, and a 3x3 window on a
+    nearest-upsampled image covers only 2x2 distinct pixels; so each output takes 4 instead of 9
+    multiply-adds, and the 4x larger upsampled and padded copies (and, in training, their gradients) are
+    never written.
+    """
+    x = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    return F.conv_transpose2d(x, kernel, bias, stride=2, padding=3)
+
+
 class ConvLayer(nn.Sequential):
-    """Reflection pad -> conv -> (instance norm -> ReLU), the network's only building block."""
+    """Reflection pad -> conv -> (instance norm -> ReLU), the network's only building block.
+
+    An upsampling layer computes its first three steps as :func:`upsample_conv` when
+    ``transposed_upsampling`` is set (:meth:`TransformerNet.use_transposed_upsampling`); the parameters,
+    and what the layer computes, are the same either way.
+    """
+
+    transposed_upsampling = False
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1, *,
                  upsample: bool = False, activate: bool = True):
@@ -67,6 +104,19 @@ class ConvLayer(nn.Sequential):
         if activate:
             layers += [nn.InstanceNorm2d(out_channels, affine=True), nn.ReLU(inplace=True)]
         super().__init__(*layers)
+
+    @property
+    def upsamples(self) -> bool:
+        return isinstance(self[0], nn.Upsample)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.transposed_upsampling:
+            return super().forward(x)
+        conv = self[2]
+        x = upsample_conv(x, upsample_kernel(conv.weight), conv.bias)
+        for layer in list(self)[3:]:
+            x = layer(x)
+        return x
 
 
 class ResidualBlock(nn.Module):
@@ -93,6 +143,15 @@ class TransformerNet(nn.Module):
         self.residuals = nn.Sequential(*[ResidualBlock(4 * w) for _ in range(self.config.residual_blocks)])
         self.decoder = nn.Sequential(ConvLayer(4 * w, 2 * w, 3, upsample=True), ConvLayer(2 * w, w, 3, upsample=True),
                                      ConvLayer(w, 3, 9, activate=False))
+
+    def use_transposed_upsampling(self, enabled: bool = True) -> "TransformerNet":
+        """Compute the upsampling layers as transposed convs (:func:`upsample_conv`): the same function and
+        parameters at under half the cost of upsample, pad and conv on CPU, forward and backward, so the
+        trainer sets it there (docs/performance.md). Unmeasured on GPUs, where it stays off."""
+        for layer in self.modules():
+            if isinstance(layer, ConvLayer) and layer.upsamples:
+                layer.transposed_upsampling = enabled
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]

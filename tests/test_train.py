@@ -22,6 +22,7 @@ from fast_style.precision import auto_precision
 from fast_style.train import TrainConfig, Trainer, training_memory_format
 from fast_style.train_log import duration
 from fast_style.train_state import latest_checkpoint, verify
+from fast_style.transformer import ConvLayer, TransformerNet
 
 
 def tiny(shared_data: Path, output: Path, **overrides) -> list[str]:
@@ -138,6 +139,18 @@ def test_channels_last_auto_trains_nchw_on_cpu(shared_data, tmp_path, setting, l
     trainer.run()
     assert seen and all(photos.is_contiguous(memory_format=layout) and photos.dim() == 4 for photos in seen)
     assert training_memory_format("auto", torch.device("cuda")) == torch.channels_last
+
+
+def test_cpu_training_upsamples_by_transposed_convs(shared_data, tmp_path):
+    """On CPU the trained network's upsampling layers run as transposed convs (the same function at under
+    half the cost, tests/test_transformer.py); the saved model is the plain network's tensors."""
+    trainer = Trainer(load_config(TrainConfig, None, tiny(shared_data, tmp_path / "run", steps=1, **{
+        "data.folder": shared_data / "coco_sample" / "val2017", "validation.every": 0})))
+    upsampling = [layer for layer in trainer.model.modules() if isinstance(layer, ConvLayer) and layer.upsamples]
+    assert len(upsampling) == 2 and all(layer.transposed_upsampling for layer in upsampling)
+    model, _ = read_model(trainer.run())
+    assert type(model) is TransformerNet and not any(layer.transposed_upsampling for layer in model.modules()
+                                                     if isinstance(layer, ConvLayer))
 
 
 def test_coco_listing_uses_annotations(shared_data):

@@ -11,7 +11,7 @@ from typing import Callable
 import pytest
 import torch
 
-from fast_style.transformer import MIN_SIDE, ModelConfig, TransformerNet, padding_to_fit
+from fast_style.transformer import MIN_SIDE, ConvLayer, ModelConfig, TransformerNet, padding_to_fit
 
 
 @pytest.mark.parametrize("height, width", [(1, 1), (5, 7), (17, 31), (3, 200), (32, 32), (64, 45)])
@@ -73,3 +73,26 @@ def test_width_and_blocks_set_the_size_of_the_network() -> None:
     assert len(model.residuals) == 3
     assert model.encoder[2][1].out_channels == 32  # 8 -> 16 -> 32
     assert model.config.to_metadata() == {"architecture": "johnson2016", "width": 8, "residual_blocks": 3}
+
+
+@pytest.mark.parametrize("height, width", [(18, 22), (33, 17)])
+def test_transposed_upsampling_computes_the_same_function_and_weight_gradients(
+        make_tiny_model: Callable[..., TransformerNet], height: int, width: int) -> None:
+    """The trainer's CPU form (upsample, pad and 3x3 conv as one transposed conv) must give the plain
+    network's outputs and weight gradients, with the same tensors to save; conv biases feeding an instance
+    norm have gradient 0 in exact maths, so only their rounding noise is compared, loosely."""
+    model = make_tiny_model(seed=4, width=6, residual_blocks=1).train()
+    photos = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(7))
+    results = []
+    for transposed in (False, True):
+        model.use_transposed_upsampling(transposed)
+        output = model(photos)
+        gradients = torch.autograd.grad((output * torch.linspace(0, 1, width)).sum(), list(model.parameters()))
+        results.append((output, dict(zip([name for name, _ in model.named_parameters()], gradients))))
+    (plain, plain_grads), (transposed, transposed_grads) = results
+    torch.testing.assert_close(transposed, plain, atol=1e-5, rtol=1e-5)
+    for name, gradient in plain_grads.items():
+        tolerance = 1e-3 if name.endswith(".bias") and gradient.abs().max() < 1e-4 else 1e-4
+        torch.testing.assert_close(transposed_grads[name], gradient, atol=tolerance, rtol=1e-3, msg=name)
+    assert sum(layer.transposed_upsampling for layer in model.modules() if isinstance(layer, ConvLayer)) == 2
+    assert list(model.state_dict()) == list(TransformerNet(model.config).state_dict())
