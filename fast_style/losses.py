@@ -81,24 +81,30 @@ class LossTerms:
 
 
 class _Gram(torch.autograd.Function):
-    """``X^T X`` for ``X`` (B, N, C), with a backward of one matrix product.
+    """``X^T X`` in fp32 for ``X`` (B, N, C) of any float type, with a backward of one matrix product.
 
     Autograd's backward of ``bmm(X^T, X)`` takes two products, one for each operand, and adds them;
     the one for ``X^T`` writes a transposed (B, C, N) result, several times slower than the other, and
     their sum is another pass over the largest activations. For a Gram matrix both are ``X`` times the
     symmetrised gradient, so one product gives the same gradient: the Gram's forward and backward
     together take half the time or less at the style layers (docs/performance.md).
+
+    For bf16 features the backward is a bf16 product (the bf16 units'), whose result is the bf16 gradient
+    the features take anyway, and the fp32 copy of ``X`` is not kept for it; other types run it in fp32.
     """
 
     @staticmethod
     def forward(ctx, pixels: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(pixels)
+        pixels = pixels.float()
         return torch.bmm(pixels.transpose(1, 2), pixels)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (pixels,) = ctx.saved_tensors
-        symmetric = grad + grad.transpose(1, 2)
+        if pixels.dtype != torch.bfloat16:  # fp16 lacks the range for unscaled-by-us gradients: fp32
+            pixels = pixels.float()
+        symmetric = (grad + grad.transpose(1, 2)).to(pixels.dtype)
         if pixels.transpose(1, 2).is_contiguous():  # NCHW features read as (B, N, C): keep their layout
             return torch.bmm(symmetric, pixels.transpose(1, 2)).transpose(1, 2)
         return torch.bmm(pixels, symmetric)
@@ -112,7 +118,6 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     activation (the largest, at relu1_1, is 64 values per pixel); NCHW ones are its transpose.
     """
     b, c, h, w = features.shape
-    features = features.float()
     if not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last):
         pixels = features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: same memory
     else:

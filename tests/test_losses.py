@@ -47,17 +47,24 @@ def test_gram_of_channels_last_features_equals_the_contiguous_one(dtype: torch.d
                                else 1e-5, rtol=1e-2 if dtype == torch.bfloat16 else 1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
-def test_gram_gradient_is_the_symmetrised_product_in_the_features_layout(memory_format: torch.memory_format) -> None:
-    """The Gram's own backward (one product instead of autograd's two and a sum) must give autograd's
-    gradient of the textbook formula, for a weighting that is not symmetric, in the features' layout."""
-    features = torch.randn(2, 6, 5, 7).contiguous(memory_format=memory_format).requires_grad_(True)
+def test_gram_gradient_is_the_symmetrised_product_in_the_features_layout(memory_format: torch.memory_format,
+                                                                        dtype: torch.dtype) -> None:
+    """The Gram's own backward (one product instead of autograd's two and a sum; a bf16 product for bf16
+    features) must give autograd's gradient of the textbook formula, for a weighting that is not
+    symmetric, in the features' layout and type; the Gram itself is fp32 either way."""
+    features = torch.randn(2, 6, 5, 7).to(dtype).contiguous(memory_format=memory_format).requires_grad_(True)
     reference = features.detach().double().requires_grad_(True)
     weights = torch.randn(2, 6, 6)
-    (gram_matrix(features) * weights).sum().backward()
+    gram = gram_matrix(features)
+    (gram * weights).sum().backward()
     textbook = torch.einsum("bchw,bdhw->bcd", reference, reference) / 35
     (textbook * weights.double()).sum().backward()
-    torch.testing.assert_close(features.grad.double(), reference.grad, atol=1e-5, rtol=1e-5)
+    assert gram.dtype == torch.float32 and features.grad.dtype == dtype
+    torch.testing.assert_close(gram.double(), textbook.detach(), atol=1e-5, rtol=1e-5)
+    tolerance = 1e-5 if dtype == torch.float32 else 2e-2  # bf16: 8 bits of mantissa in the product's inputs
+    torch.testing.assert_close(features.grad.double(), reference.grad, atol=tolerance, rtol=tolerance)
     assert features.grad.stride() == features.stride()
 
 
