@@ -105,6 +105,20 @@ class LoadedWeights:
     detail: str  # file or URL, for metadata and messages
 
 
+def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """VGG's 2x2, stride-2 max pooling as the maximum of the four pixel phases: the same values, for
+    passes without gradients (photos' content features, scoring, AdaIN's encoder at inference).
+
+    PyTorch's CPU max pooling is slow on NCHW maps (the layout of the fp32 paths) and not fast on
+    channels-last bf16 ones: 6x and 5x the phase maximum on 64 channels at 512² (docs/performance.md).
+    With gradients it stays max_pool2d, whose backward is cheaper than the maximum's.
+    """
+    height, width = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    x = x[..., :height, :width]
+    return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
+                         torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+
+
 class VGGFeatures(nn.Module):
     """A frozen VGG truncated after the deepest requested layer; returns features by name."""
 
@@ -219,6 +233,8 @@ class VGGFeatures(nn.Module):
                 x = self.first_conv_fp32(layer, x).to(layer.weight.dtype)
             elif bf16 and isinstance(layer, nn.Conv2d):
                 x = self.bf16_conv(index, layer, x)
+            elif isinstance(layer, nn.MaxPool2d) and not (x.requires_grad and torch.is_grad_enabled()):
+                x = max_pool_2x2(x)
             else:
                 x = self.winograd_conv(index, layer, x) if self.winograd_applies(layer, x) else layer(x)
             if name in wanted:

@@ -124,14 +124,35 @@ def test_a_bf16_network_takes_painting_statistics_with_its_fp32_weights(network:
     assert not torch.equal(mean_std(rounded(painting[None]))[0], fp32_mean)
 
 
-def test_tiled_equals_untiled(network: AdaINNet) -> None:
+@pytest.mark.parametrize("transposed", [False, True])
+def test_tiled_equals_untiled(network: AdaINNet, transposed: bool) -> None:
     photo = random_image(200, 264, 11).unsqueeze(0)  # not multiples of 8: padding is shared too
     network.set_style([(random_image(48, 64, 1), 1.0)])
+    network.decoder.transposed_upsampling = transposed
     with torch.no_grad():
         untiled = network(photo)
         tiled = get_kind("adain").stylize_tiled(network, photo, 192)
     assert tiled.shape == untiled.shape == photo.shape
     torch.testing.assert_close(tiled, untiled, atol=2e-5, rtol=0)
+
+
+def test_transposed_upsampling_decodes_the_same_with_the_same_gradients(network: AdaINNet) -> None:
+    """The CPU form of the decoder (each upsample, pad and 3x3 conv as one transposed conv) is the same
+    function of the same tensors: outputs and the decoder's weight gradients match the plain decoder's;
+    the CPU Stylizer and trainer use it."""
+    features = torch.rand(2, 512, 5, 7, generator=torch.Generator().manual_seed(3))
+    results = []
+    for transposed in (False, True):
+        network.decoder.transposed_upsampling = transposed
+        out = network.decoder(features)
+        results.append((out, torch.autograd.grad(out.square().sum(), list(network.decoder.parameters()))))
+    (plain, plain_grads), (fast, fast_grads) = results
+    assert fast.shape == plain.shape == (2, 3, 40, 56)
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+    for fast_grad, plain_grad in zip(fast_grads, plain_grads):
+        torch.testing.assert_close(fast_grad, plain_grad, atol=1e-4, rtol=1e-4)
+    network.decoder.transposed_upsampling = False
+    assert get_kind("adain").inference_form(network, winograd=False) is network and network.decoder.transposed_upsampling
 
 
 def test_model_file_stores_only_the_decoder_and_rebuilds_the_encoder(model_file: Path, network: AdaINNet) -> None:
@@ -285,7 +306,9 @@ def test_training_both_phases_resumes_exactly_and_writes_a_loadable_model(shared
     for path in painting_files:
         path.rename(paintings / path.name)
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, paintings, straight, 4))).run()
+    first = Trainer(load_config(TrainConfig, None, tiny_run(shared_data, paintings, straight, 4)))
+    assert first.model.transposed_upsampling, "the CPU trainer decodes with transposed upsampling"
+    first.run()
     Trainer(load_config(TrainConfig, None, tiny_run(shared_data, paintings, stopped, 2))).run()
     Trainer(load_config(TrainConfig, None, tiny_run(shared_data, paintings, stopped, 4))).run()
     a, info = read_model(straight / "model.safetensors")

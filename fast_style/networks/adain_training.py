@@ -158,6 +158,7 @@ class AdaINTask:
         adain_config = AdaINConfig(width=config.adain.width, encoder=encoder_record(vgg, loss_config.network))
         self.network = AdaINNet(vgg, adain_config).to(device)
         self.network.decoder.to(memory_format=memory_format)
+        self.network.decoder.transposed_upsampling = device.type == "cpu"  # same function, cheaper on CPU
         self.model = self.network.decoder  # what the optimiser trains and checkpoints hold
         self.held_out_targets = self._held_out_targets()
 
