@@ -102,7 +102,7 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (pixels,) = ctx.saved_tensors
-        if pixels.dtype != torch.bfloat16:  # fp16 lacks the range for unscaled-by-us gradients: fp32
+        if pixels.dtype != torch.bfloat16:  # fp16's range is too small for a gradient's products: fp32
             pixels = pixels.float()
         symmetric = (grad + grad.transpose(1, 2)).to(pixels.dtype)
         if pixels.transpose(1, 2).is_contiguous():  # NCHW features read as (B, N, C): keep their layout

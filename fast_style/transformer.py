@@ -146,8 +146,8 @@ class TransformerNet(nn.Module):
 
     def use_transposed_upsampling(self, enabled: bool = True) -> "TransformerNet":
         """Compute the upsampling layers as transposed convs (:func:`upsample_conv`): the same function and
-        parameters at under half the cost of upsample, pad and conv on CPU, forward and backward, so the
-        trainer sets it there (docs/performance.md). Unmeasured on GPUs, where it stays off."""
+        parameters at half (fp32) to two thirds (bf16) of the cost of upsample, pad and conv on CPU, forward
+        and backward, so the trainer sets it there (docs/performance.md). Unmeasured on GPUs: off there."""
         for layer in self.modules():
             if isinstance(layer, ConvLayer) and layer.upsamples:
                 layer.transposed_upsampling = enabled

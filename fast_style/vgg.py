@@ -110,7 +110,7 @@ def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     passes without gradients (photos' content features, scoring, AdaIN's encoder at inference).
 
     PyTorch's CPU max pooling is slow on NCHW maps (the layout of the fp32 paths) and not fast on
-    channels-last bf16 ones: 6x and 5x the phase maximum on 64 channels at 512² (docs/performance.md).
+    channels-last bf16 ones: about 6x the phase maximum on 64 channels at 512² (docs/performance.md).
     With gradients it stays max_pool2d, whose backward is cheaper than the maximum's.
     """
     height, width = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2

@@ -125,9 +125,9 @@ def decoder(width: int = 64) -> Decoder:
     w1, w2, w4 = width, 2 * width, 4 * width
     up = lambda: nn.Upsample(scale_factor=2, mode="nearest")  # noqa: E731
     return Decoder(*conv(512, w4), up(),
-                         *conv(w4, w4), *conv(w4, w4), *conv(w4, w4), *conv(w4, w2), up(),
-                         *conv(w2, w2), *conv(w2, w1), up(),
-                         *conv(w1, w1), *conv(w1, 3, relu=False))
+                   *conv(w4, w4), *conv(w4, w4), *conv(w4, w4), *conv(w4, w2), up(),
+                   *conv(w2, w2), *conv(w2, w1), up(),
+                   *conv(w1, w1), *conv(w1, 3, relu=False))
 
 
 def adain(features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, alpha: float | torch.Tensor = 1.0
