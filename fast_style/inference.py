@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fast_style.transformer import ConvLayer, ResidualBlock, TransformerNet, upsample_conv, upsample_kernel
+from fast_style.transformer import (ConvLayer, ResidualBlock, TransformerNet, row_split_conv, row_split_weight,
+                                   upsample_conv, upsample_kernel)
 from fast_style.winograd import transformed_weight, winograd_conv3x3
 
 class UpsampleConv(nn.Module):
@@ -54,36 +55,19 @@ class GroupedInstanceNorm(nn.Module):
 
 class RowSplitConv(nn.Module):
     """A k x k conv with few output channels (the final 9x9 conv to RGB) as a 1 x k conv to k times
-    as many channels, whose row-shifted channel blocks are then summed (in fp32).
-
-    The multiply-adds are the same, but a 3-channel output leaves most of the vector lanes idle
-    (oneDNN ran it at a quarter of the wide layers' speed on CPU); 27 channels fill them. The k
-    shifted blocks are one strided view of the partial sums, so the sum is a single reduction (12 ms
-    against 17 ms for k separate adds, 512x512 on CPU). Expects its input already padded, like the
-    conv it replaces.
-    """
+    as many channels whose row-shifted blocks are summed in fp32 (:func:`~fast_style.transformer.row_split_conv`),
+    its weight rearranged once. Expects its input already padded, like the conv it replaces."""
 
     def __init__(self, conv: nn.Conv2d):
         super().__init__()
-        out_channels, in_channels, rows, cols = conv.weight.shape
         if conv.stride != (1, 1) or conv.groups != 1 or conv.bias is None or conv.padding != (0, 0):
             raise ValueError("RowSplitConv splits only an unpadded, stride-1, biased, ungrouped conv")
-        self.rows, self.out_channels = rows, out_channels
-        weight = conv.weight.detach().permute(2, 0, 1, 3).reshape(rows * out_channels, in_channels, 1, cols)
-        self.register_buffer("weight", weight.contiguous())
+        self.rows = conv.kernel_size[0]
+        self.register_buffer("weight", row_split_weight(conv.weight.detach()).contiguous())
         self.register_buffer("bias", conv.bias.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # (N, rows*out, H + rows - 1, W), in fp32 before the strided sum: summing a bf16 view with
-        # dtype=float32 gathers it element by element, several times slower (docs/performance.md).
-        partial_sums = F.conv2d(x, self.weight).float()
-        batch, _, padded_height, width = partial_sums.shape
-        height = padded_height - self.rows + 1
-        # shifted[n, y, x, r, c] = partial_sums[n, r*out + c, y + r, x]: row r's block, moved up r rows.
-        s_n, s_c, s_h, s_w = partial_sums.stride()
-        shifted = torch.as_strided(partial_sums, (batch, height, width, self.rows, self.out_channels),
-                                   (s_n, s_h, s_w, s_h + self.out_channels * s_c, s_c))  # compiles without breaks
-        return (shifted.sum(3) + self.bias.float()).permute(0, 3, 1, 2)
+        return row_split_conv(x, self.weight, self.bias, self.rows)
 
 
 class WinogradConv3x3(nn.Module):

@@ -85,15 +85,66 @@ def upsample_conv(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | No
     return F.conv_transpose2d(x, kernel, bias, stride=2, padding=3)
 
 
+def row_split_weight(weight: torch.Tensor) -> torch.Tensor:
+    """A k x k conv's (out, in, k, k) weight -> the (k*out, in, 1, k) weight of :func:`row_split_conv`:
+    one 1 x k kernel per row of the original and output channel, row by row."""
+    out_channels, in_channels, rows, cols = weight.shape
+    return weight.permute(2, 0, 1, 3).reshape(rows * out_channels, in_channels, 1, cols)
+
+
+def shifted_row_blocks(partial: torch.Tensor, rows: int) -> torch.Tensor:
+    """(N, rows*C, H + rows - 1, W) -> a (N, H, W, rows, C) view: ``[n, y, x, r, c]`` is row block r's
+    channel c, moved up r rows, ``partial[n, r*C + c, y + r, x]``. Distinct elements, one strided view."""
+    batch, channels, padded_height, width = partial.shape
+    out_channels, height = channels // rows, padded_height - rows + 1
+    s_n, s_c, s_h, s_w = partial.stride()
+    return torch.as_strided(partial, (batch, height, width, rows, out_channels),
+                            (s_n, s_h, s_w, s_h + out_channels * s_c, s_c))  # compiles without breaks
+
+
+class _SumOfShiftedRows(torch.autograd.Function):
+    """The sum over r of :func:`shifted_row_blocks` in fp32, as (N, C, H, W); its backward writes the
+    gradient into each row block through the same view, one pass (autograd's backward of a strided sum
+    or of slices would fill and add a full-size tensor per row)."""
+
+    @staticmethod
+    def forward(ctx, partial: torch.Tensor, rows: int) -> torch.Tensor:
+        ctx.partial_meta = (partial.shape, partial.dtype, partial.device)
+        ctx.rows = rows
+        # In fp32 before the strided sum: summing a bf16 view with dtype=float32 gathers it element by
+        # element, several times slower (docs/performance.md).
+        return shifted_row_blocks(partial.float(), rows).sum(3).permute(0, 3, 1, 2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        shape, dtype, device = ctx.partial_meta
+        grad_partial = torch.zeros(shape, dtype=dtype, device=device)
+        blocks = shifted_row_blocks(grad_partial, ctx.rows)
+        blocks.copy_(grad.permute(0, 2, 3, 1).unsqueeze(3).expand(blocks.shape))
+        return grad_partial, None
+
+
+def row_split_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, rows: int) -> torch.Tensor:
+    """A k x k conv (no padding, stride 1) to few channels, as a 1 x k conv to k times as many channels
+    (``weight = row_split_weight(...)``) whose row blocks are summed shifted, in fp32.
+
+    The multiply-adds are the same, but a 3-channel output leaves most vector lanes idle: oneDNN ran
+    the final 9x9 conv to RGB at a quarter of the wide layers' speed, forward and backward; 27
+    channels fill them (docs/performance.md).
+    """
+    return _SumOfShiftedRows.apply(F.conv2d(x, weight), rows) + bias.float().view(1, -1, 1, 1)
+
+
 class ConvLayer(nn.Sequential):
     """Reflection pad -> conv -> (instance norm -> ReLU), the network's only building block.
 
-    An upsampling layer computes its first three steps as :func:`upsample_conv` when
-    ``transposed_upsampling`` is set (:meth:`TransformerNet.use_transposed_upsampling`); the parameters,
-    and what the layer computes, are the same either way.
+    With :meth:`TransformerNet.use_cheaper_layers`, an upsampling layer computes its first three steps as
+    :func:`upsample_conv` (``transposed_upsampling``) and the final layer its conv as :func:`row_split_conv`
+    (``row_split``); the parameters, and what the layer computes, are the same either way.
     """
 
     transposed_upsampling = False
+    row_split = False
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1, *,
                  upsample: bool = False, activate: bool = True):
@@ -110,6 +161,9 @@ class ConvLayer(nn.Sequential):
         return isinstance(self[0], nn.Upsample)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.row_split:
+            conv = self[1]
+            return row_split_conv(self[0](x), row_split_weight(conv.weight), conv.bias, conv.kernel_size[0])
         if not self.transposed_upsampling:
             return super().forward(x)
         conv = self[2]
@@ -144,13 +198,15 @@ class TransformerNet(nn.Module):
         self.decoder = nn.Sequential(ConvLayer(4 * w, 2 * w, 3, upsample=True), ConvLayer(2 * w, w, 3, upsample=True),
                                      ConvLayer(w, 3, 9, activate=False))
 
-    def use_transposed_upsampling(self, enabled: bool = True) -> "TransformerNet":
-        """Compute the upsampling layers as transposed convs (:func:`upsample_conv`): the same function and
-        parameters at half (fp32) to two thirds (bf16) of the cost of upsample, pad and conv on CPU, forward
-        and backward, so the trainer sets it there (docs/performance.md). Unmeasured on GPUs: off there."""
+    def use_cheaper_layers(self, enabled: bool = True) -> "TransformerNet":
+        """Compute the upsampling layers as transposed convs (:func:`upsample_conv`) and the final conv to
+        RGB as a row-split one (:func:`row_split_conv`): the same function and parameters, forward and
+        backward, at half (fp32) to two thirds (bf16) of the upsampling's cost and about half the final
+        conv's on CPU, so the trainers set it there (docs/performance.md). Unmeasured on GPUs: off there."""
         for layer in self.modules():
             if isinstance(layer, ConvLayer) and layer.upsamples:
                 layer.transposed_upsampling = enabled
+        self.decoder[-1].row_split = enabled
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -141,16 +141,17 @@ def test_channels_last_auto_trains_nchw_on_cpu(shared_data, tmp_path, setting, l
     assert training_memory_format("auto", torch.device("cuda")) == torch.channels_last
 
 
-def test_cpu_training_upsamples_by_transposed_convs(shared_data, tmp_path):
-    """On CPU the trained network's upsampling layers run as transposed convs (the same function at under
-    half the cost, tests/test_transformer.py); the saved model is the plain network's tensors."""
+def test_cpu_training_uses_the_cheaper_layers(shared_data, tmp_path):
+    """On CPU the trained network's upsampling layers run as transposed convs and its final conv row-split
+    (the same function, cheaper: tests/test_transformer.py); the saved model is the plain network's tensors."""
     trainer = Trainer(load_config(TrainConfig, None, tiny(shared_data, tmp_path / "run", steps=1, **{
         "data.folder": shared_data / "coco_sample" / "val2017", "validation.every": 0})))
     upsampling = [layer for layer in trainer.model.modules() if isinstance(layer, ConvLayer) and layer.upsamples]
     assert len(upsampling) == 2 and all(layer.transposed_upsampling for layer in upsampling)
+    assert trainer.model.decoder[-1].row_split
     model, _ = read_model(trainer.run())
-    assert type(model) is TransformerNet and not any(layer.transposed_upsampling for layer in model.modules()
-                                                     if isinstance(layer, ConvLayer))
+    assert type(model) is TransformerNet and not any(layer.transposed_upsampling or layer.row_split
+                                                     for layer in model.modules() if isinstance(layer, ConvLayer))
 
 
 def test_coco_listing_uses_annotations(shared_data):

@@ -11,7 +11,8 @@ from typing import Callable
 import pytest
 import torch
 
-from fast_style.transformer import MIN_SIDE, ConvLayer, ModelConfig, TransformerNet, padding_to_fit
+from fast_style.transformer import (MIN_SIDE, ConvLayer, ModelConfig, TransformerNet, padding_to_fit, row_split_conv,
+                                   row_split_weight)
 
 
 @pytest.mark.parametrize("height, width", [(1, 1), (5, 7), (17, 31), (3, 200), (32, 32), (64, 45)])
@@ -76,23 +77,42 @@ def test_width_and_blocks_set_the_size_of_the_network() -> None:
 
 
 @pytest.mark.parametrize("height, width", [(18, 22), (33, 17)])
-def test_transposed_upsampling_computes_the_same_function_and_weight_gradients(
+def test_cheaper_layers_compute_the_same_function_and_weight_gradients(
         make_tiny_model: Callable[..., TransformerNet], height: int, width: int) -> None:
-    """The trainer's CPU form (upsample, pad and 3x3 conv as one transposed conv) must give the plain
-    network's outputs and weight gradients, with the same tensors to save; conv biases feeding an instance
-    norm have gradient 0 in exact maths, so only their rounding noise is compared, loosely."""
+    """The trainer's CPU forms (upsample, pad and 3x3 conv as one transposed conv; the final conv row-split)
+    must give the plain network's outputs and weight gradients, with the same tensors to save; conv biases
+    feeding an instance norm have gradient 0 in exact maths, so only their rounding noise is compared, loosely."""
     model = make_tiny_model(seed=4, width=6, residual_blocks=1).train()
     photos = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(7))
     results = []
-    for transposed in (False, True):
-        model.use_transposed_upsampling(transposed)
+    for cheaper in (False, True):
+        model.use_cheaper_layers(cheaper)
         output = model(photos)
         gradients = torch.autograd.grad((output * torch.linspace(0, 1, width)).sum(), list(model.parameters()))
         results.append((output, dict(zip([name for name, _ in model.named_parameters()], gradients))))
-    (plain, plain_grads), (transposed, transposed_grads) = results
-    torch.testing.assert_close(transposed, plain, atol=1e-5, rtol=1e-5)
+    (plain, plain_grads), (cheaper, cheaper_grads) = results
+    torch.testing.assert_close(cheaper, plain, atol=1e-5, rtol=1e-5)
     for name, gradient in plain_grads.items():
         tolerance = 1e-3 if name.endswith(".bias") and gradient.abs().max() < 1e-4 else 1e-4
-        torch.testing.assert_close(transposed_grads[name], gradient, atol=tolerance, rtol=1e-3, msg=name)
-    assert sum(layer.transposed_upsampling for layer in model.modules() if isinstance(layer, ConvLayer)) == 2
+        torch.testing.assert_close(cheaper_grads[name], gradient, atol=tolerance, rtol=1e-3, msg=name)
+    layers = [layer for layer in model.modules() if isinstance(layer, ConvLayer)]
+    assert sum(layer.transposed_upsampling for layer in layers) == 2 and [layer.row_split for layer in layers][-1]
     assert list(model.state_dict()) == list(TransformerNet(model.config).state_dict())
+
+
+def test_row_split_conv_gradient_reaches_every_row_block() -> None:
+    """The shifted sum's own backward writes each output gradient into all k row blocks: the input and
+    weight gradients equal a plain k x k conv's, also in bf16 under autocast (to bf16 rounding)."""
+    conv = torch.nn.Conv2d(5, 3, 9)
+    x = torch.randn(2, 5, 21, 17, generator=torch.Generator().manual_seed(8))
+    weights = torch.randn(2, 3, 13, 9, generator=torch.Generator().manual_seed(9))
+    for autocast, tolerance in ((False, 1e-5), (True, 3e-2)):
+        grads = []
+        for split in (False, True):
+            inputs = x.clone().requires_grad_(True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                out = row_split_conv(inputs, row_split_weight(conv.weight), conv.bias, 9) if split else conv(inputs)
+            assert out.shape == (2, 3, 13, 9)
+            grads.append(torch.autograd.grad((out.float() * weights).sum(), [inputs, conv.weight]))
+        for split_grad, plain_grad in zip(grads[1], grads[0]):
+            torch.testing.assert_close(split_grad.float(), plain_grad.float(), atol=tolerance, rtol=tolerance)

@@ -72,7 +72,7 @@ class JohnsonTask:
             raise FastStyleError("train needs a painting: set style_image=PATH (in the config or as an override)")
         self.config, self.memory_format = config, memory_format
         self.model = TransformerNet(config.model).to(device, memory_format=memory_format)
-        self.model.use_transposed_upsampling(device.type == "cpu")  # same function, cheaper on CPU
+        self.model.use_cheaper_layers(device.type == "cpu")  # same function, cheaper on CPU
         self.network = self.model  # what model.safetensors stores
         self.loss = PerceptualLoss.from_config(config.loss, config.precision).to(device)
         style = load_image(config.style_image, size=config.style_size).unsqueeze(0).to(device)

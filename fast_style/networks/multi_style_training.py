@@ -203,7 +203,7 @@ class MultiStyleTask:
         self.rows = [model.styles.index(name) for name in names]  # the rows this run trains, in style_images order
         self._trainable = freeze_all_but_rows(model, self.rows) if config.trainable == "norm" else None
         self.model = model.to(device, memory_format=memory_format)
-        self.model.use_transposed_upsampling(device.type == "cpu")  # same function, cheaper on CPU
+        self.model.use_cheaper_layers(device.type == "cpu")  # same function, cheaper on CPU
         self.network = self.model  # what model.safetensors stores
         self.loss = PerceptualLoss.from_config(replace(config.loss, style_weight=1.0), config.precision).to(device)
         self.style_targets = self._style_targets(device)
