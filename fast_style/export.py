@@ -2,12 +2,12 @@
 
 Both formats are produced by tracing, which records Python arithmetic on sizes as constants: the
 network's own pad-to-a-multiple-of-4 (a Python ``max``, an ``if`` and a mode chosen by comparing
-sizes) would be frozen at the example's size. :class:`ExportableNet` therefore restates that padding
-with tensor operations on the input's shape, so the exported graph pads, runs and crops correctly at
-every size, odd and tiny ones included. Every export is checked against PyTorch at a size other than
-the traced one before it is renamed into place, so a wrong file is never written. What is traced, with
-which inputs, is the network kind's :class:`~fast_style.networks.ExportSpec` (adain models take the
-photo, the painting and alpha).
+sizes) would be frozen at the example's size. :class:`~fast_style.networks.johnson2016.ExportableNet`
+therefore restates that padding with tensor operations on the input's shape, so the exported graph
+pads, runs and crops correctly at every size, odd and tiny ones included. Every export is checked
+against PyTorch at a size other than the traced one before it is renamed into place, so a wrong file
+is never written. What is traced, with which inputs, is the network kind's
+:class:`~fast_style.networks.ExportSpec` (adain models take the photo, the painting and alpha).
 
 ONNX needs the optional extra: ``pip install 'fast_style[onnx]'`` (onnx + onnxruntime).
 """
@@ -20,13 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from fast_style.errors import FastStyleError
 from fast_style.images import atomic_output
 from fast_style.networks import ExportSpec
-from fast_style.transformer import MIN_SIDE, TransformerNet
+from fast_style.stylize import load_stylizer
 
 FORMATS: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}
 TRACE_SHAPE = (1, 3, 64, 48)  # any shape works: sizes are not frozen into the graph
@@ -36,46 +34,12 @@ ONNX_EXTRA = "pip install 'fast_style[onnx]'"
 Runner = Callable[..., torch.Tensor]  # an exported model, called with its ExportSpec's inputs
 
 
-def padding_to_fit(side: torch.Tensor) -> torch.Tensor:
-    """Tensor version of :func:`fast_style.transformer.padding_to_fit`, traceable with dynamic sizes."""
-    target = torch.clamp(side, min=MIN_SIDE)
-    return target + torch.remainder(-target, 4) - side
-
-
-class ExportableNet(nn.Module):
-    """A :class:`TransformerNet` whose padding is expressed in tensor ops, for tracing.
-
-    ``TransformerNet.forward`` reflects when the padding is smaller than both sides and replicates
-    otherwise. A traced graph cannot branch, so both are computed (the input has 3 channels: cheap)
-    and ``torch.where`` picks; the reflect branch reflects at most ``side - 1`` pixels and replicates
-    the rest, so it stays valid even on the tiny images where it is not chosen.
-    """
-
-    def __init__(self, net: TransformerNet):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = torch._shape_as_tensor(x)
-        height, width = shape[2], shape[3]
-        pad_h, pad_w = padding_to_fit(height), padding_to_fit(width)
-        reflect_h, reflect_w = torch.minimum(pad_h, height - 1), torch.minimum(pad_w, width - 1)
-        reflected = F.pad(F.pad(x, (0, reflect_w, 0, reflect_h), mode="reflect"),
-                          (0, pad_w - reflect_w, 0, pad_h - reflect_h), mode="replicate")
-        replicated = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        padded = torch.where((pad_h < height) & (pad_w < width), reflected, replicated)
-        y = self.net.decoder(self.net.residuals(self.net.encoder(padded)))
-        return torch.sigmoid(y[:, :, :height, :width])
-
-
 def export_model(model: str | Path, output: str | Path, fmt: str | None = None, *, opset: int = 17) -> float:
     """Write ``model`` as ONNX or TorchScript to ``output`` (format from ``fmt`` or the suffix).
 
     Returns the largest difference from PyTorch over :data:`CHECK_SHAPES`; raises FastStyleError
     (and writes nothing) if the export does not reproduce the network.
     """
-    from fast_style.stylize import load_stylizer
-
     output = Path(output)
     fmt = check_output_format(output, fmt)
     if fmt == "onnx":

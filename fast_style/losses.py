@@ -53,7 +53,7 @@ class LossTerms:
     """Each weighted term per image (shape ``(B,)``) and their sum; ``.mean()`` for a batch.
 
     ``stability`` is not part of the perceptual loss: training adds it (``stability.weight``,
-    :mod:`fast_style.networks.stability`); None everywhere else, so scores stay comparable with Gatys.
+    :mod:`fast_style.training.stability`); None everywhere else, so scores stay comparable with Gatys.
     """
 
     content: torch.Tensor

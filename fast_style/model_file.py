@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from fast_style.errors import FastStyleError, show
+from fast_style.networks.multi_style import MAX_STYLES
 
 MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit for the JSON header
 MAX_MODEL_BYTES = 4 * 2**30  # a Johnson network is a few MB; 4 GB is far beyond any sane one
@@ -39,7 +40,7 @@ SETTING_RANGES: dict[str, dict[str, tuple[int, int]]] = {
 MAPPING_SETTINGS: dict[str, frozenset[str]] = {"adain": frozenset({"encoder"})}
 # Settings that are lists of distinct, non-empty names (a multi-style model's paintings), per architecture.
 NAME_LIST_SETTINGS: dict[str, frozenset[str]] = {"johnson2016_multi": frozenset({"styles"})}
-MAX_NAMES = 1024
+MAX_NAMES = MAX_STYLES  # the one list of names a model file holds is a multi-style model's paintings
 MAX_NAME_CHARS = 200
 
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fast_style.checkpoint import CheckpointError, model_path, read_json
 
 DEFAULT_MODEL = "starry_night"
 
@@ -34,8 +35,6 @@ def bundled_models() -> dict[str, Path]:
 
 def read_card(name: str) -> dict[str, Any]:
     """The model card of a bundled model."""
-    from fast_style.checkpoint import CheckpointError, read_json
-
     path = models_dir() / name / "card.json"
     card = read_json(path)
     if not isinstance(card, dict):  # $FAST_STYLE_MODELS may hold downloaded models: their cards are untrusted
@@ -46,8 +45,6 @@ def read_card(name: str) -> dict[str, Any]:
 def resolve_model_path(name_or_path: str) -> Path:
     """The .safetensors file for a bundled model's name, or a model given as that file, the .json
     beside it, or their folder."""
-    from fast_style.checkpoint import CheckpointError, model_path
-
     bundled = bundled_models()
     if str(name_or_path) in bundled and not Path(name_or_path).exists():
         return bundled[str(name_or_path)]

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from fast_style.config import MAX_SIDE, nested, positive, sequence, side
+from fast_style.errors import FastStyleError, naming
+from fast_style.images import load_image
 from fast_style.losses import LossConfig, LossTerms, PerceptualLoss
 from fast_style.precision import Precision, resolve_precision
 from fast_style.runtime import Device, progress, resolve_device, seed_everything
@@ -169,9 +171,6 @@ def level_sizes(config: OptimizeConfig) -> list[int]:
 
 def run(config: OptimizeConfig, *, show_progress: bool | None = None) -> OptimizeResult:
     """Load the photo and painting, optimise (level by level), and return the final result."""
-    from fast_style.errors import FastStyleError, naming
-    from fast_style.images import load_image
-
     if not config.content or not config.style:
         raise FastStyleError("optimize needs a photo and a painting: pass --content PHOTO --style PAINTING")
     largest = max(level_sizes(config)) * config.style_scale
@@ -208,8 +207,6 @@ def run(config: OptimizeConfig, *, show_progress: bool | None = None) -> Optimiz
 
 def check_finite_result(result: OptimizeResult) -> None:
     """A NaN/inf loss or image would be written as a black picture with exit 0: refuse it instead."""
-    from fast_style.errors import FastStyleError
-
     if not bool(torch.isfinite(result.image).all()) or not all(math.isfinite(v) for v in result.terms.values()):
         raise FastStyleError("the optimisation diverged (its loss or image is NaN or infinite); nothing written: "
                              "lower lr or the loss weights")

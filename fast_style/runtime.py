@@ -3,7 +3,7 @@ stopping a long loop cleanly on Ctrl-C or SIGTERM.
 
 Kept in one place so every command resolves ``--device auto`` and shows progress the same
 way, and a missing GPU is one clear line rather than a CUDA traceback. (A torchrun job's
-process group is :mod:`fast_style.distributed`; precision rules are :mod:`fast_style.precision`.)
+process group is :mod:`fast_style.training.distributed`; precision rules are :mod:`fast_style.precision`.)
 """
 
 from __future__ import annotations

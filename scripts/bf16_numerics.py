@@ -90,7 +90,7 @@ def optimize_numerics(args: argparse.Namespace) -> None:
 def train_numerics(args: argparse.Namespace) -> None:
     """Validation loss after the same steps, per seed and precision (the trainer's own fp32 scoring)."""
     from fast_style.config import load_config
-    from fast_style.train import TrainConfig, Trainer
+    from fast_style.training.trainer import TrainConfig, Trainer
 
     for seed in (int(seed) for seed in args.seeds.split(",")):
         for precision in ("fp32", "bf16"):

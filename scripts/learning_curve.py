@@ -33,7 +33,7 @@ from fast_style.images import find_images, load_image
 from fast_style.losses import PerceptualLoss
 from fast_style.precision import resolve_precision
 from fast_style.stylize import Stylizer
-from fast_style.train import TrainConfig, Trainer
+from fast_style.training.trainer import TrainConfig, Trainer
 
 GATYS_STEPS = 50
 

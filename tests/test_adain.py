@@ -240,7 +240,7 @@ def test_bad_inputs_are_one_line_exit_2_and_no_output(case, message, model_file,
 
 def test_compare_scores_the_painting_given_with_the_gram_loss_and_the_usual_fields(network, painting_files,
                                                                                    photo_file, tmp_path, capsys):
-    from fast_style.networks.adain_training import COMPARISON_LOSS
+    from fast_style.training.adain import COMPARISON_LOSS
 
     (tmp_path / "scored").mkdir()
     metadata = {"style": {"size": 64, "paintings": [], "held_out": []},
@@ -296,8 +296,8 @@ def tiny_run(shared_data: Path, style_folder: Path, output: Path, steps: int) ->
 
 def test_training_both_phases_resumes_exactly_and_writes_a_loadable_model(shared_data, painting_files, tmp_path,
                                                                          monkeypatch):
-    from fast_style import data
-    from fast_style.train import TrainConfig, Trainer
+    from fast_style.training import data
+    from fast_style.training.trainer import TrainConfig, Trainer
 
     real_find = data.find_images
     monkeypatch.setattr(data, "find_images", lambda inputs: real_find(inputs)[:12])  # a dozen photos

@@ -13,7 +13,7 @@ import torch
 
 from fast_style import cli
 from fast_style.checkpoint import save_model
-from fast_style.export import ExportableNet
+from fast_style.networks.johnson2016 import ExportableNet
 from fast_style.transformer import TransformerNet
 
 ODD_SHAPES = [(1, 3, 37, 53), (2, 3, 61, 29)]

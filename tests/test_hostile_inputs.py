@@ -35,8 +35,8 @@ from fast_style.checkpoint import METADATA_KEY, MODEL_FORMAT, save_model
 from fast_style.config import load_config, to_dict
 from fast_style.losses import LossConfig
 from fast_style.optimize import OptimizeConfig
-from fast_style.train import TrainConfig
-from fast_style.train_state import TrainState, save_state
+from fast_style.training.trainer import TrainConfig
+from fast_style.training.state import TrainState, save_state
 from fast_style.transformer import ModelConfig, TransformerNet
 from fast_style.vgg import LossNetworkConfig
 

@@ -17,8 +17,8 @@ from fast_style.checkpoint import CheckpointError, read_json, read_model, save_m
 from fast_style.config import load_config
 from fast_style.errors import FastStyleError
 from fast_style.networks.multi_style import MultiStyleConfig, MultiStyleNet, parse_mix
-from fast_style.networks.multi_style_training import assignment_counts, style_assignment, unique_names
-from fast_style.train import TrainConfig, Trainer
+from fast_style.training.multi_style import assignment_counts, style_assignment, unique_names
+from fast_style.training.trainer import TrainConfig, Trainer
 from fast_style.transformer import TransformerNet
 
 

@@ -48,7 +48,7 @@ from fast_style.checkpoint import METADATA_KEY, MODEL_FORMAT, CheckpointError, s
 from fast_style.config import to_dict
 from fast_style.errors import FastStyleError
 from fast_style.losses import LossConfig
-from fast_style.train_state import TrainState, save_state
+from fast_style.training.state import TrainState, save_state
 from fast_style.transformer import ModelConfig, TransformerNet
 from fast_style.vgg import LossNetworkConfig
 

@@ -13,9 +13,9 @@ from safetensors.torch import load_file
 from fast_style.checkpoint import read_json
 from fast_style.config import ConfigError, load_config
 from fast_style.errors import FastStyleError
-from fast_style.networks import stability
-from fast_style.networks.stability import StabilityConfig, draw, off_grid_shifts, output_change, shifted, step_generator
-from fast_style.train import TrainConfig, Trainer
+from fast_style.training import stability
+from fast_style.training.stability import StabilityConfig, draw, off_grid_shifts, output_change, shifted, step_generator
+from fast_style.training.trainer import TrainConfig, Trainer
 from test_train import tiny
 
 pytestmark = pytest.mark.usefixtures("one_thread")

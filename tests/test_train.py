@@ -15,13 +15,13 @@ from safetensors.torch import load_file
 
 from fast_style.checkpoint import read_model, read_json
 from fast_style.config import load_config
-from fast_style.data import DataError, StepBatchSampler, coco_image_paths
+from fast_style.training.data import DataError, StepBatchSampler, coco_image_paths
 from fast_style.networks import get_kind
-from fast_style import train_log
+from fast_style.training import log as train_log
 from fast_style.precision import auto_precision
-from fast_style.train import TrainConfig, Trainer, training_memory_format
-from fast_style.train_log import duration
-from fast_style.train_state import latest_checkpoint, verify
+from fast_style.training.trainer import TrainConfig, Trainer, training_memory_format
+from fast_style.training.log import duration
+from fast_style.training.state import latest_checkpoint, verify
 from fast_style.transformer import ConvLayer, TransformerNet
 
 

@@ -32,9 +32,10 @@ import safetensors.torch
 import torch
 from safetensors.torch import load_file
 
-from fast_style import cli, train_state
+from fast_style import cli
+from fast_style.training import state as train_state
 from fast_style.config import load_config
-from fast_style.train import TrainConfig, Trainer
+from fast_style.training.trainer import TrainConfig, Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread", "cached_vgg")
 

@@ -24,7 +24,9 @@ from fast_style.bench.report import Workload, summarize
 from fast_style.bench.workloads import (MAX_ROUNDS, PLANS, WORKLOADS, budget_for, optimize_workload,
                                         stylize_workload, train_workload)
 from fast_style.cli import keep_freed_memory
+from fast_style.errors import FastStyleError
 from fast_style.precision import auto_precision, cpu_info, cpu_model_name
+from fast_style.runtime import resolve_device
 from fast_style.vgg import LossNetworkConfig
 
 
@@ -74,13 +76,10 @@ def run_bench(device: str = "auto", quick: bool = False, threads: int | None = N
     ``threads`` sets torch's CPU threads for the run (restored afterwards, like cudnn.benchmark,
     which is on for CUDA runs as the trainer has it).
     """
-    from fast_style.runtime import resolve_device
-
     torch_device = resolve_device(device)
     names = list(workloads or WORKLOADS)
     unknown = [name for name in names if name not in WORKLOADS]
     if unknown:
-        from fast_style.errors import FastStyleError
         raise FastStyleError(f"--workloads {unknown[0]}: unknown; use some of {', '.join(WORKLOADS)}")
     previous = torch.get_num_threads(), torch.backends.cudnn.benchmark
     try:

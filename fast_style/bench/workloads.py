@@ -31,6 +31,8 @@ from fast_style.losses import LossConfig, PerceptualLoss
 from fast_style.optimize import LOGIT_MARGIN, lbfgs, optimize_image, quantize
 from fast_style.precision import auto_precision
 from fast_style.stylize import load_stylizer
+from fast_style.training.data import DataConfig
+from fast_style.training.trainer import TrainConfig, Trainer
 from fast_style.vgg import LossNetworkConfig
 
 WORKLOADS = ("stylize_512_b8", "stylize_512_b1", "stylize_1024_b1", "train_256", "optimize_512")
@@ -148,11 +150,8 @@ def stylize_workload(name: str, size: int, batch_size: int, device: torch.device
 
 def trainer_candidate(name: str, folder: Path, size: int, batch_size: int, steps_per_call: int,
                       device: torch.device, network: LossNetworkConfig, **overrides: Any) -> Candidate:
-    """A :class:`~fast_style.train.Trainer` on preloaded photos; a timed call is ``steps_per_call``
+    """A :class:`~fast_style.training.trainer.Trainer` on preloaded photos; a timed call is ``steps_per_call``
     steps, loading included. Its output is the first step's [loss, content, style, tv]."""
-    from fast_style.data import DataConfig
-    from fast_style.train import TrainConfig, Trainer
-
     def build() -> tuple[Callable[[], None], torch.Tensor]:
         config = TrainConfig(style_image=str(folder / "style.png"), style_size=size, image_size=size,
                              batch_size=batch_size, steps=10**9, device=device.type,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fast_style.train import TrainConfig, Trainer
+    from fast_style.training.trainer import TrainConfig, Trainer
 
 HELP = ("Train a fast style network for one painting (Johnson et al. 2016), or a decoder for any painting "
         "(architecture=adain, configs/adain.yaml); resumable.")
@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from fast_style.config import load_config
-    from fast_style.distributed import shutdown
-    from fast_style.train import TrainConfig, Trainer
+    from fast_style.training.distributed import shutdown
+    from fast_style.training.trainer import TrainConfig, Trainer
 
     flags = {"resume": True if args.resume else None, "overwrite": True if args.overwrite else None}
     config = load_config(TrainConfig, args.config, args.overrides, flags)

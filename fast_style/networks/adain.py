@@ -26,7 +26,7 @@ from torch import nn
 from fast_style.config import positive
 from fast_style.errors import FastStyleError
 from fast_style.losses import mean_std
-from fast_style.networks import ExportSpec, register
+from fast_style.networks.registry import ExportSpec, register
 from fast_style.paintings import check_alpha
 from fast_style.tiling import check_tile, run_stage_tiled
 from fast_style.transformer import upsampled_conv
@@ -289,12 +289,6 @@ class AdaIN:
         return ExportSpec(ExportableAdaIN(network).eval(), ["image", "style", "alpha"],
                           {"image": axes, "style": {2: "style_height", 3: "style_width"}, "stylized": axes},
                           example, reference)
-
-    def training(self, config: Any, device: torch.device, memory_format: torch.memory_format) -> Any:
-        """The decoder's training step (:class:`~fast_style.networks.adain_training.AdaINTask`)."""
-        from fast_style.networks.adain_training import AdaINTask  # imports this module: import here
-
-        return AdaINTask(config, device, memory_format)
 
 
 KIND = register(AdaIN())

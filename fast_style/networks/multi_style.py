@@ -24,13 +24,13 @@ from torch import nn
 
 from fast_style.config import positive, sequence
 from fast_style.errors import FastStyleError
-from fast_style.model_file import MAX_NAMES as MAX_STYLES  # far beyond Dumoulin et al.'s 32
-from fast_style.networks import ExportSpec, register
-from fast_style.networks.johnson2016 import Johnson2016
+from fast_style.networks.johnson2016 import ExportableNet, Johnson2016
+from fast_style.networks.registry import ExportSpec, register
 from fast_style.paintings import parse_weighted
 from fast_style.transformer import ModelConfig, TransformerNet
 
 ARCHITECTURE = "johnson2016_multi"
+MAX_STYLES = 1024  # far beyond Dumoulin et al.'s 32; model files are checked against it (fast_style.model_file)
 
 
 @dataclass
@@ -163,8 +163,6 @@ class ExportableMultiStyle(nn.Module):
 
     def __init__(self, net: MultiStyleNet):
         super().__init__()
-        from fast_style.export import ExportableNet  # export imports the registry: import here
-
         self.net = net
         self.body = ExportableNet(net)
 
@@ -175,7 +173,8 @@ class ExportableMultiStyle(nn.Module):
 
 class MultiStyle(Johnson2016):
     """Registry entry for :class:`MultiStyleNet`: johnson2016's, but for how it is built, run (through
-    the plain network of the chosen mix), exported (the mix is an input) and trained."""
+    the plain network of the chosen mix), and exported (the mix is an input); its training step is
+    :mod:`fast_style.training.multi_style`."""
 
     name = ARCHITECTURE
     takes_style = False  # no painting file: styles are chosen by name (style_names)
@@ -207,12 +206,6 @@ class MultiStyle(Johnson2016):
 
         return ExportSpec(ExportableMultiStyle(network).eval(), ["image", "style_weights"],
                           {"image": axes, "style_weights": {0: "batch"}, "stylized": axes}, example, reference)
-
-    def training(self, config: Any, device: torch.device, memory_format: torch.memory_format) -> Any:
-        """The conditional network's step (:class:`~fast_style.networks.multi_style_training.MultiStyleTask`)."""
-        from fast_style.networks.multi_style_training import MultiStyleTask  # imports this module: import here
-
-        return MultiStyleTask(config, device, memory_format)
 
 
 KIND = register(MultiStyle())

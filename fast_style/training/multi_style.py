@@ -1,6 +1,6 @@
 """Training one network for several paintings (``style_images: [a.jpg, b.jpg, ...]``), or adding paintings to one.
 
-The trainer (:mod:`fast_style.train`) owns the loop, photos, checkpoints, logging and precision; this
+The trainer (:mod:`fast_style.training.trainer`) owns the loop, photos, checkpoints, logging and precision; this
 module is the conditional network's step. Every image of a batch is stylized with one painting's row
 and scored against that painting's style targets (the perceptual loss takes one target per image),
 each painting with its own style weight and the size its targets were taken at.
@@ -29,11 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fast_style.checkpoint import read_model
 from fast_style.config import to_dict
 from fast_style.errors import FastStyleError, naming
 from fast_style.images import load_image
 from fast_style.losses import LossTerms, PerceptualLoss
-from fast_style.networks.multi_style import MultiStyleConfig, MultiStyleNet
+from fast_style.models import resolve_model_path
+from fast_style.networks.multi_style import ARCHITECTURE, MultiStyleConfig, MultiStyleNet
+from fast_style.training.tasks import register
 from fast_style.vgg import describe
 
 ASSIGNMENT_SEED_OFFSET = 5_555_555  # keeps painting draws apart from the photo sampler's seeds
@@ -133,9 +136,6 @@ def base_network(init_from: str) -> tuple[MultiStyleNet, list[dict[str, Any]]]:
 
     A single-painting (johnson2016) model becomes a multi-style network of one row: its norms' parameters.
     """
-    from fast_style.checkpoint import read_model
-    from fast_style.stylize import resolve_model_path
-
     with naming(f"init_from={init_from}"):
         network, metadata = read_model(resolve_model_path(init_from))
     if isinstance(network, MultiStyleNet):
@@ -185,7 +185,7 @@ def freeze_all_but_rows(network: MultiStyleNet, rows: list[int]) -> list[nn.Para
 
 
 class MultiStyleTask:
-    """The training step of :class:`fast_style.train.Trainer` for a conditional network (see the module)."""
+    """The training step of :class:`~fast_style.training.trainer.Trainer` for a conditional network (see the module)."""
 
     def __init__(self, config: Any, device: torch.device, memory_format: torch.memory_format):
         self.config, self.memory_format = config, memory_format
@@ -286,3 +286,6 @@ class MultiStyleTask:
         return {"styles": styles, "loss": to_dict(config.loss), "loss_network": describe(self.loss.network),
                 "style_assignment": config.style_assignment, "init_from": config.init_from,
                 "trainable": config.trainable}
+
+
+register(ARCHITECTURE, MultiStyleTask)

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from fast_style.config import dump_yaml
 from fast_style.losses import TERM_NAMES
 from fast_style.runtime import progress
 
@@ -58,8 +59,6 @@ class TrainLog:
     def open(self, output_dir: Path, config: Any, step: int, start_line: str) -> None:
         """Start TensorBoard in ``output_dir`` (the config as its first text), then print the start line."""
         from torch.utils.tensorboard import SummaryWriter
-
-        from fast_style.config import dump_yaml
 
         output_dir.mkdir(parents=True, exist_ok=True)
         self._writer = SummaryWriter(str(output_dir))

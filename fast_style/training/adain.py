@@ -1,6 +1,6 @@
 """Training the adain decoder with the project's trainer: paintings, augmentation and the per-step loss.
 
-The trainer (:mod:`fast_style.train`) owns the loop, photos, checkpoints, logging and precision; this
+The trainer (:mod:`fast_style.training.trainer`) owns the loop, photos, checkpoints, logging and precision; this
 module is the adain kind's step: encode photos (and paintings), AdaIN, decode, score with the one
 perceptual loss using mean/std style statistics (``loss.style_statistic: mean_std``).
 
@@ -33,8 +33,9 @@ from fast_style.config import non_negative, positive, sequence, to_dict
 from fast_style.errors import FastStyleError, naming
 from fast_style.images import ImageError, find_images, load_image
 from fast_style.losses import LossTerms, PerceptualLoss, mean_std
-from fast_style.networks.adain import STYLE_LAYERS, AdaINConfig, AdaINNet, adain, encoder_record
+from fast_style.networks.adain import ARCHITECTURE, STYLE_LAYERS, AdaINConfig, AdaINNet, adain, encoder_record
 from fast_style.paintings import check_painting_size
+from fast_style.training.tasks import register
 from fast_style.vgg import build_loss_network, describe
 
 # What `compare` scores adain models with: the Gram loss of the bundled per-painting models, so every
@@ -139,7 +140,7 @@ def jitter(image: torch.Tensor, generator: torch.Generator, config: AdaINTrainCo
 
 
 class AdaINTask:
-    """The adain kind's training step for :class:`fast_style.train.Trainer`: forward + loss, validation,
+    """The adain kind's training step for :class:`~fast_style.training.trainer.Trainer`: forward + loss, validation,
     and what the model file records."""
 
     def __init__(self, config: Any, device: torch.device, memory_format: torch.memory_format):
@@ -227,3 +228,6 @@ class AdaINTask:
             "phases": {"reconstruction_steps": self.settings.reconstruction_steps},
         }
 
+
+
+register(ARCHITECTURE, AdaINTask)

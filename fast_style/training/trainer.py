@@ -3,17 +3,17 @@
 The network is trained against the frozen loss network with the same
 :class:`~fast_style.losses.PerceptualLoss` that scores Gatys optimisation, so the two are
 comparable by construction. Each kind (``architecture``, :mod:`fast_style.networks`) brings its
-own step, forward + loss, validation and model-file metadata (``kind.training(...)``); the loop
-is shared. :class:`Trainer` reads top to bottom as a recipe: set-up, state, the loop, checkpoints,
+own step, forward + loss, validation and model-file metadata (its task, :mod:`fast_style.training.tasks`);
+the loop is shared. :class:`Trainer` reads top to bottom as a recipe: set-up, state, the loop, checkpoints,
 the end. What makes it dependable lives around the loop:
 
-* checkpoints every N steps (atomic, verified on load, last K kept: :mod:`fast_style.train_state`)
+* checkpoints every N steps (atomic, verified on load, last K kept: :mod:`fast_style.training.state`)
   hold everything a run needs to continue exactly, and ``resume: auto`` picks up the newest intact one;
 * a non-finite loss skips the step and, after ``max_bad_steps`` in a row, stops the run
   with its last good checkpoint; Ctrl-C or SIGTERM writes a checkpoint at a step boundary and exits
   (:class:`~fast_style.runtime.StopAtStepBoundary`);
-* under ``torchrun`` it trains with DistributedDataParallel (:mod:`fast_style.distributed`); rank 0
-  alone logs (:mod:`fast_style.train_log`) and writes.
+* under ``torchrun`` it trains with DistributedDataParallel (:mod:`fast_style.training.distributed`); rank 0
+  alone logs (:mod:`fast_style.training.log`) and writes.
 """
 
 from __future__ import annotations
@@ -29,21 +29,21 @@ import torch
 
 from fast_style.checkpoint import save_model
 from fast_style.config import nested, non_negative, positive, side, to_dict
-from fast_style.data import (DataConfig, PhotoDataset, StepBatchSampler, collate, resize_crop, split_validation,
-                             training_paths)
-from fast_style.distributed import init_distributed
 from fast_style.errors import FastStyleError, naming
 from fast_style.images import ImageError
 from fast_style.losses import TERM_NAMES, LossConfig
-from fast_style.networks import NetworkKind, get_kind
-from fast_style.networks.adain_training import AdaINTrainConfig
-from fast_style.networks.multi_style_training import StyleAssignment, StylePainting
-from fast_style.networks.stability import StabilityConfig
 from fast_style.precision import autocast, resolve_precision
 from fast_style.runtime import Device, StopAtStepBoundary, resolve_device, seed_everything, set_determinism
 from fast_style.safety import check_creatable, refuse_non_regular
-from fast_style.train_log import Validation, train_log
-from fast_style.train_state import TrainState, check_same_run, discard, latest_checkpoint, load_state, save_state
+from fast_style.training.adain import AdaINTrainConfig
+from fast_style.training.data import (DataConfig, PhotoDataset, StepBatchSampler, collate, resize_crop,
+                                      split_validation, training_paths)
+from fast_style.training.distributed import init_distributed
+from fast_style.training.log import Validation, train_log
+from fast_style.training.multi_style import StyleAssignment, StylePainting
+from fast_style.training.stability import StabilityConfig
+from fast_style.training.state import TrainState, check_same_run, discard, latest_checkpoint, load_state, save_state
+from fast_style.training.tasks import TaskFactory, get_task
 from fast_style.transformer import ModelConfig
 
 
@@ -142,7 +142,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig):
         config = replace(config, architecture=training_architecture(config))
-        kind = get_kind(config.architecture)  # an unknown architecture fails before anything else
+        task = get_task(config.architecture)  # an unknown architecture fails before anything else
         self.dist = init_distributed(config.device)
         self.device = self.dist.local_device(resolve_device(config.device))
         # The resolved precision is what checkpoints, model files and TensorBoard record.
@@ -153,7 +153,7 @@ class Trainer:
         self.output_dir = Path(config.output_dir)
         self.log = train_log(self.dist.main, config.steps, config.batch_size)  # batch_size: the global batch
         self._set_up_state()
-        self._set_up_task(kind)
+        self._set_up_task(task)
         self._set_up_optimizer()
         self._set_up_data()
         self._set_up_forward()
@@ -169,11 +169,11 @@ class Trainer:
         self.good_steps = 0  # steps this process applied (a failed run with none leaves nothing behind)
         self.stopped_by_time_limit = False
 
-    def _set_up_task(self, kind: NetworkKind) -> None:
+    def _set_up_task(self, task: TaskFactory) -> None:
         """The kind's own step (forward + loss, validation, model-file metadata); the loop is shared.
         Its loss network runs in the resolved ``config.precision``."""
         self.memory_format = training_memory_format(self.config.channels_last, self.device)
-        self.task = kind.training(self.config, self.device, self.memory_format)
+        self.task = task(self.config, self.device, self.memory_format)
         self.model, self.loss = self.task.model, self.task.loss
 
     def _set_up_optimizer(self) -> None:
