@@ -44,8 +44,8 @@ class LossConfig:
     style_statistic: Literal["gram", "mean_std"] = "gram"
 
 
-# The terms in the order logs report them; stability, last, only where a run trains it.
-TERM_NAMES = ("content", "style", "tv", "stability")
+# The terms in the order logs report them; pixel and stability only where a run trains them.
+TERM_NAMES = ("content", "style", "tv", "pixel", "stability")
 
 
 @dataclass
@@ -54,21 +54,24 @@ class LossTerms:
 
     ``stability`` is not part of the perceptual loss: training adds it (``stability.weight``,
     :mod:`fast_style.training.stability`); None everywhere else, so scores stay comparable with Gatys.
+    Nor is ``pixel``, the relative squared error to the photo itself that wct decoders learn to
+    reconstruct photos with (:mod:`fast_style.training.wct`).
     """
 
     content: torch.Tensor
     style: torch.Tensor
     tv: torch.Tensor
     stability: torch.Tensor | None = None
+    pixel: torch.Tensor | None = None
 
     @property
     def total(self) -> torch.Tensor:
-        perceptual = self.content + self.style + self.tv
-        return perceptual if self.stability is None else perceptual + self.stability
+        return sum(self.parts().values())
 
     def parts(self) -> dict[str, torch.Tensor]:
         """The terms present, by name in :data:`TERM_NAMES` order."""
-        parts = {"content": self.content, "style": self.style, "tv": self.tv, "stability": self.stability}
+        parts = {"content": self.content, "style": self.style, "tv": self.tv, "pixel": self.pixel,
+                 "stability": self.stability}
         return {name: value for name, value in parts.items() if value is not None}
 
     def mean(self) -> "LossTerms":

