@@ -6,15 +6,18 @@ stylize; the JSON adds the training config, loss history and loss network for pe
 for ``compare``. Files are written atomically (temp file + rename), and loading checks the
 format, the architecture and every tensor's shape, so a truncated file, a pickle or another
 network's weights give one clear line instead of a traceback or a silently wrong model. What a
-network stores, and how it is rebuilt, is its kind's business (:mod:`fast_style.networks`).
+network stores, and how it is rebuilt, is its kind's business (:mod:`fast_style.networks`). A model
+may also carry the paintings its loss scores against (:mod:`fast_style.carried_paintings`): format
+version 2, written only by models that carry one, so files without stay readable by older versions.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -24,8 +27,12 @@ from fast_style.images import atomic_output, atomic_write_bytes
 from fast_style.model_file import CheckpointError
 from fast_style.networks import get_kind, kind_of
 
+if TYPE_CHECKING:
+    from fast_style.carried_paintings import CarriedPainting
+
 MODEL_FORMAT = "fast_style.model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this fast_style reads; v2 files may carry paintings
+PLAIN_VERSION = 1  # what a model carrying no painting is written as (readable by every version)
 METADATA_KEY = "fast_style"
 
 
@@ -89,16 +96,31 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, header
 
 
-def save_model(model: nn.Module, path: str | Path, metadata: dict[str, Any],
-               dtype: torch.dtype | None = None) -> Path:
-    """Write ``path`` (.safetensors) and the JSON beside it; ``dtype`` e.g. fp16 to halve the file."""
-    path = Path(path)
-    info = {"format": MODEL_FORMAT, "format_version": FORMAT_VERSION, "model": model.config.to_metadata(), **metadata}
+def save_model(model: nn.Module, path: str | Path, metadata: dict[str, Any], dtype: torch.dtype | None = None,
+               paintings: Mapping[str, CarriedPainting] | None = None) -> Path:
+    """Write ``path`` (.safetensors) and the JSON beside it; ``dtype`` e.g. fp16 to halve the file;
+    ``paintings``: the paintings the model's loss scores against, by name, to carry in the file."""
     state = {name: value.to(dtype) if dtype and value.is_floating_point() else value
              for name, value in kind_of(model).stored_tensors(model).items()}
-    header = {METADATA_KEY: json.dumps({"format": MODEL_FORMAT, "format_version": FORMAT_VERSION,
-                                        "model": info["model"]})}
-    save_tensors(state, path, header)
+    return write_model_file(Path(path), state, {"model": model.config.to_metadata(), **metadata}, paintings)
+
+
+def write_model_file(path: Path, weights: Mapping[str, torch.Tensor], info: dict[str, Any],
+                     paintings: Mapping[str, CarriedPainting] | None = None) -> Path:
+    """The safetensors (weights as given, paintings, header) and the JSON beside it; ``info`` holds
+    ``model`` (the network's settings) and the rest of the metadata."""
+    from fast_style.carried_paintings import tensor_name
+
+    paintings = dict(paintings or {})
+    version = FORMAT_VERSION if paintings else PLAIN_VERSION
+    records = {name: painting.record() for name, painting in paintings.items()}
+    info = {key: value for key, value in info.items() if key not in ("format", "format_version", "paintings")}
+    info = {"format": MODEL_FORMAT, "format_version": version, "model": info.pop("model"), **info,
+            **({"paintings": records} if records else {})}
+    header = {"format": MODEL_FORMAT, "format_version": version, "model": info["model"],
+              **({"paintings": records} if records else {})}
+    tensors = {**weights, **{tensor_name(name): painting.pixels for name, painting in paintings.items()}}
+    save_tensors(tensors, path, {METADATA_KEY: json.dumps(header)})
     write_json(path.with_suffix(".json"), info)
     return path
 
@@ -132,7 +154,11 @@ def read_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     with torch.device("meta"), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         expected = {name: tuple(value.shape) for name, value in kind.stored_tensors(kind.build(settings)).items()}
-    model_file.check_tensors(path, entries, expected, architecture)
+    from fast_style.carried_paintings import PAINTING_PREFIX
+
+    model_file.check_paintings(path, info, entries, PAINTING_PREFIX)  # read when refining, checked now
+    weights = {name: entry for name, entry in entries.items() if not name.startswith(PAINTING_PREFIX)}
+    model_file.check_tensors(path, weights, expected, architecture)
     tensors, _ = load_tensors(path)
     model_file.check_finite(path, tensors)
     model = kind.build(settings)
@@ -142,3 +168,4 @@ def read_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
         model_file.check_json_size(json_path)
         info = {**model_file.check_model_json(json_path, read_json(json_path)), **info}
     return model.to(device).eval(), info
+    tensors = {name: value for name, value in tensors.items() if name in weights}

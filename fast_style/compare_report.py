@@ -114,7 +114,8 @@ def render_html(report: dict[str, Any], grid_png: bytes) -> str:
 <h1>Network vs Gatys optimisation</h1>
 <p>{settings}</p>
 <p>Every result is scored with the loss the network was trained with, on the 8-bit image as written.
-"network faster" is the optimisation's time divided by the network's.</p>
+"network faster" is the optimisation's time divided by the network's; a network+N row is the network's
+picture refined by N optimisation steps, its time the network's plus the steps'.</p>
 <table><thead><tr>{head}</tr></thead><tbody>
 {body}
 </tbody></table>

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from fast_style.config import MAX_SIDE
 from fast_style.errors import FastStyleError, show
 from fast_style.networks.multi_style import MAX_STYLES
 
@@ -30,6 +31,7 @@ MAX_MODEL_BYTES = 4 * 2**30  # a Johnson network is a few MB; 4 GB is far beyond
 MAX_JSON_BYTES = 256 * 2**20  # model.json: a config and a loss history, a few hundred KB at most
 MAX_PARAMETERS = 500_000_000  # checked from the settings before the network is built
 TENSOR_DTYPES = {"F32": 4, "F16": 2, "BF16": 2}  # what save_model writes (fp32, or fp16/bf16 to halve it)
+ENTRY_BYTES = {**TENSOR_DTYPES, "U8": 1}  # element sizes checked against data offsets (U8: carried paintings)
 # The settings each architecture takes, with their inclusive ranges.
 SETTING_RANGES: dict[str, dict[str, tuple[int, int]]] = {
     "johnson2016": {"width": (1, 512), "residual_blocks": (1, 64)},
@@ -101,7 +103,7 @@ def _check_entry(path: Path, name: str, entry: Any, data_bytes: int) -> None:
             or not 0 <= offsets[0] <= offsets[1] <= data_bytes):
         raise CheckpointError(f"{where}: data offsets {show(offsets)} do not lie inside the file; it is truncated "
                               "or damaged")
-    if dtype in TENSOR_DTYPES and offsets[1] - offsets[0] != math.prod(shape) * TENSOR_DTYPES[dtype]:
+    if dtype in ENTRY_BYTES and offsets[1] - offsets[0] != math.prod(shape) * ENTRY_BYTES[dtype]:
         raise CheckpointError(f"{where}: its data size does not match its shape {show(shape)}; the file is damaged")
 
 
@@ -165,6 +167,44 @@ def check_names(path: Path, setting: str, names: Any) -> None:
                                   "printable characters; the file is damaged")
     if len(set(names)) != len(names):
         raise CheckpointError(f"{path}: '{setting}' names a style twice; the file is damaged")
+
+
+def check_paintings(path: Path, info: Mapping[str, Any], entries: Mapping[str, Mapping[str, Any]],
+                    prefix: str) -> dict[str, dict[str, str]]:
+    """The carried paintings the header declares (``info["paintings"]``: name -> sha256, source, licence),
+    each with its ``prefix + name`` tensor: uint8, (3, H, W); no painting tensor without a record.
+    Returns the records by name (empty for a model that carries none)."""
+    records = info.get("paintings")
+    if records is None:
+        records = {}
+    if not isinstance(records, dict) or len(records) > MAX_NAMES:
+        raise CheckpointError(f"{path}: 'paintings' in the header must map up to {MAX_NAMES} names to records, got "
+                              f"{show(records)}; the file is damaged")
+    for name, record in records.items():
+        if not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable():
+            raise CheckpointError(f"{path}: a carried painting is named {show(name)}, not 1 to {MAX_NAME_CHARS} "
+                                  "printable characters; the file is damaged")
+        fields = record if isinstance(record, dict) else {}
+        digest = fields.get("sha256")
+        if (not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)
+                or not isinstance(fields.get("source"), str) or not isinstance(fields.get("licence"), str)):
+            raise CheckpointError(f"{path}: the record of carried painting {show(name)} must hold a sha256 (64 hex "
+                                  "digits), a source and a licence; the file is damaged")
+        entry = entries.get(prefix + name)
+        if entry is None:
+            raise CheckpointError(f"{path}: the carried painting {show(name)} is declared but its tensor "
+                                  f"'{prefix}{name}' is missing; the file is damaged")
+        shape = entry["shape"]
+        if (entry["dtype"] != "U8" or len(shape) != 3 or shape[0] != 3
+                or not all(1 <= side <= MAX_SIDE for side in shape[1:])):
+            raise CheckpointError(f"{path}: the carried painting {show(name)} must be uint8 of shape (3, H, W) with "
+                                  f"sides up to {MAX_SIDE}, got {show(entry['dtype'])} {show(shape)}; "
+                                  "the file is damaged")
+    stray = sorted((name for name in entries if name.startswith(prefix) and name[len(prefix):] not in records), key=str)
+    if stray:
+        raise CheckpointError(f"{path}: tensor {show(stray[0])} is a painting the header does not declare; the file "
+                              "is damaged")
+    return records
 
 
 def expected_shapes(network: torch.nn.Module) -> dict[str, tuple[int, ...]]:

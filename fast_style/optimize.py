@@ -105,11 +105,12 @@ def optimize_image(content: torch.Tensor, loss: PerceptualLoss, *, steps: int, o
                    init: str | torch.Tensor = "content", lr: float | None = None, seed: int = 0,
                    snapshots: tuple[int, ...] = (), show_progress: bool | None = None,
                    on_step: Callable[[int, torch.Tensor], None] | None = None,
-                   desc: str = "optimize") -> OptimizeResult:
+                   desc: str = "optimize", progress_delay: float = 0.0) -> OptimizeResult:
     """Optimise one image against ``loss`` (style already set) and the photo ``content``.
 
-    ``init`` is ``"content"``, ``"noise"`` or a starting image (pyramid levels). Images
-    after the iterations listed in ``snapshots`` are kept (for 50/100/300 comparisons).
+    ``init`` is ``"content"``, ``"noise"`` or a starting image (pyramid levels, a network's
+    picture to refine). Images after the iterations listed in ``snapshots`` are kept (for
+    50/100/300 comparisons). The progress bar appears after ``progress_delay`` seconds.
     """
     content_targets = loss.content_features(content)
     if isinstance(init, torch.Tensor):
@@ -142,7 +143,8 @@ def optimize_image(content: torch.Tensor, loss: PerceptualLoss, *, steps: int, o
     history: list[dict[str, float]] = []
     kept: dict[int, torch.Tensor] = {}
     started = time.perf_counter()
-    bar = progress(range(1, steps + 1), desc=desc, unit="it", disable=None if show_progress is None else not show_progress)
+    bar = progress(range(1, steps + 1), desc=desc, unit="it", disable=None if show_progress is None else not show_progress,
+                   delay=progress_delay)
     for step in bar:
         opt.step(closure)
         pixels.project()

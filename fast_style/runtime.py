@@ -77,13 +77,15 @@ def set_determinism(deterministic: bool) -> None:
 
 
 def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
-             unit: str = "it", disable: bool | None = None):
-    """A tqdm bar on stderr; hidden when stderr is not a terminal unless FAST_STYLE_PROGRESS=1."""
+             unit: str = "it", disable: bool | None = None, delay: float = 0.0):
+    """A tqdm bar on stderr; hidden when stderr is not a terminal unless FAST_STYLE_PROGRESS=1, and for
+    the first ``delay`` seconds (work that ends sooner shows none)."""
     from tqdm.auto import tqdm
 
     if disable is None:
         disable = not (sys.stderr.isatty() or os.environ.get("FAST_STYLE_PROGRESS") == "1")
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True, leave=False)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True, leave=False,
+                delay=delay)
 
 
 class StopAtStepBoundary:

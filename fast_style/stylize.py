@@ -21,6 +21,9 @@ What is fast, and why (figures: docs/performance.md, measured with ``fast-style 
 * Batches of same-sized images amortise per-call overhead on GPUs; on CPU a batch of N costs about
   N single images. Time grows with the pixel count, so ``--size`` is the big lever.
 * Tiling happens only when an image would not fit: it costs more time for less peak memory.
+
+``refine=N`` (``--refine N``) follows the network with N optimisation steps on the model's own loss
+(:mod:`fast_style.refine`): seconds per photo instead of milliseconds, for a picture closer to Gatys's.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image, ImageOps
@@ -44,6 +48,10 @@ from fast_style.paintings import load_painting, parse_styles
 from fast_style.precision import Precision, resolve_precision
 from fast_style.runtime import resolve_device
 from fast_style.tiling import HALO, check_tile
+
+if TYPE_CHECKING:
+    from fast_style.losses import PerceptualLoss
+    from fast_style.model_loss import Painting
 
 CPU_MAX_PIXELS = 4_000_000  # above this (per batch) CPU inference is tiled: activations get into GBs
 CPU_TILE = 1024  # window side on CPU: big enough that the overlap costs little, small enough to be quick
@@ -67,7 +75,8 @@ def load_stylizer(model: str | Path, *, device: str = "auto", precision: str = "
     network, metadata = read_model(resolve_model_path(str(model)))
     if fast is None:
         fast = FAST_DEFAULT.get(torch_device.type, False)
-    return Stylizer(network, metadata, torch_device, resolved, channels_last, fast, compile)
+    return Stylizer(network, metadata, torch_device, resolved, channels_last, fast, compile,
+                    resolve_model_path(str(model)))
 
 
 # ----------------------------------------------------------------------------- colour
@@ -115,9 +124,13 @@ class Options:
     keep_alpha: bool = False
     batch_size: int = 1
     overwrite: bool = False
+    refine: int = 0  # optimisation steps after the network (fast_style.refine); 0: the network's picture
 
     def __post_init__(self) -> None:
         """Refuse impossible values before any model is loaded or image read."""
+        from fast_style.refine import parse_steps
+
+        self.refine = parse_steps(self.refine)
         if self.size is not None and self.size < 1:
             raise FastStyleError(f"--size {self.size}: must be a positive number of pixels (the longer side)")
         if not 0.0 <= self.strength <= 1.0:
@@ -141,6 +154,7 @@ class Stylizer:
     # torch.compile untiled passes (CUDA graphs on CUDA): each new image shape costs a compilation of
     # seconds, so it pays only for long runs of same-sized images (--size) on a GPU (docs/performance.md).
     compile: bool = False
+    path: Path | None = None  # the model file, whose carried paintings refinement reads
 
     def __post_init__(self) -> None:
         # Winograd on CPU in fp32 only: cuDNN picks its own algorithms, and bf16 would lose too much.
@@ -149,6 +163,11 @@ class Stylizer:
         # Multi-style models (johnson2016_multi): a style must be chosen by name before stylizing, and
         # what then runs is the plain network of that mix (see set_style).
         self.styles: list[str] = self.kind.style_names(self.model) if hasattr(self.kind, "style_names") else []
+        # What refinement's loss scores against: the chosen styles (name, weight) of a multi-style model,
+        # the paintings (image, weight) of an any-painting one, or the painting use_painting() gave.
+        self.style_choice: list[tuple[str | torch.Tensor, float]] = []
+        self.painting: Painting | None = None  # from use_painting()
+        self._refine_loss: PerceptualLoss | None = None  # built on the first refinement, for the current choice
         if self.styles:
             self.model = self.network = self.tiled_network = None
         else:
@@ -214,6 +233,7 @@ class Stylizer:
         size = (self.metadata.get("style") or {}).get("size")
         paintings = [(load_painting(painting, size), weight) for painting, weight in style]
         self.model.set_style(paintings, alpha)
+        self.style_choice, self._refine_loss = paintings, None
 
     def choose_style(self, style: str | Mapping[str, float] | Sequence[tuple[str, float]] | torch.Tensor,
                      alpha: float = 1.0) -> None:
@@ -231,6 +251,8 @@ class Stylizer:
             mix = mix_of(self.styles, {str(name): float(weight) for name, weight in pairs}, str(style))
         self.source.select(mix)
         self._run(self.source.single_style())
+        self.style_choice = [(name, float(weight)) for name, weight in zip(self.styles, mix.tolist()) if weight > 0]
+        self._refine_loss = None
 
     def require_style(self) -> None:
         """A multi-style model with no style chosen yet is one clear line naming its styles."""
@@ -261,16 +283,75 @@ class Stylizer:
                 result = self.runs_as.stylize_tiled(self.model if plain else self.tiled_network, batch, tile)
         return result.float().clone(memory_format=torch.contiguous_format)
 
+    def use_painting(self, painting: str | Path | Image.Image | torch.Tensor) -> None:
+        """The painting refinement scores against, for a single-painting model that does not carry its own
+        (models written before models carried paintings); the network is unchanged."""
+        from fast_style.model_loss import Painting, trained_loss
+
+        if self.styles or self.kind.takes_style:
+            raise FastStyleError("--style: this model's --style already names what refinement scores against "
+                                 "(a style of a multi-style model, the painting of an any-painting one)")
+        _, size, _ = trained_loss(self.metadata, self.path or "the model")
+        label = str(painting) if isinstance(painting, (str, Path)) else "the painting"
+        self.painting = Painting(load_painting(painting, size), label, Path(label).name)
+        self._refine_loss = None
+
+    def refine_loss(self) -> PerceptualLoss:
+        """The model's own loss against the current painting(s), built on first use (fast_style.model_loss)."""
+        if self._refine_loss is None:
+            self._refine_loss = self._build_refine_loss()
+        return self._refine_loss
+
+    def _build_refine_loss(self) -> PerceptualLoss:
+        from fast_style.carried_paintings import read_paintings
+        from fast_style.model_loss import Painting, build_loss, trained_loss, trained_painting
+
+        self.require_style()
+        model = self.path or "the model"
+        carried = read_paintings(self.path) if self.path is not None else {}
+        if self.styles:  # a multi-style row or mix: each painting with its own style weight
+            pairs = []
+            for name, weight in self.style_choice:
+                config, _, _ = trained_loss(self.metadata, model, name)
+                painting = trained_painting(self.metadata, model, carried, name, need="--refine")
+                painting.weight = weight
+                pairs.append((painting, config.style_weight))
+        elif self.kind.takes_style:  # the paintings given with --style
+            config, _, _ = trained_loss(self.metadata, model)
+            if not self.style_choice:
+                raise FastStyleError("this model stylizes with any painting: pass --style PAINTING")
+            pairs = [(Painting(image, "--style", "--style", weight), config.style_weight)
+                     for image, weight in self.style_choice]
+        else:
+            config, _, _ = trained_loss(self.metadata, model)
+            painting = self.painting or trained_painting(self.metadata, model, carried, need="--refine")
+            pairs = [(painting, config.style_weight)]
+        return build_loss(config, pairs, precision=self.precision.name, device=self.device, model=model)
+
+    def refine(self, stylized: torch.Tensor, photos: torch.Tensor, steps: int) -> torch.Tensor:
+        """``steps`` optimisation steps on the model's loss from each network picture of ``stylized``
+        ((B,3,H,W) from :meth:`stylize_tensor`) of ``photos``; one photo at a time, so a batch gives
+        each photo the result it gets alone."""
+        from fast_style.refine import refine
+
+        loss = self.refine_loss()
+        photos = photos.to(self.device, torch.float32)
+        return torch.cat([refine(image[None], photo[None], loss, steps).image
+                          for image, photo in zip(stylized, photos)])
+
     def stylize(self, image: Image.Image, *, size: int | None = None, preserve_color: bool = False,
-                strength: float = 1.0, tile: int | None = None, style=None, alpha: float = 1.0) -> Image.Image:
+                strength: float = 1.0, tile: int | None = None, style=None, alpha: float = 1.0,
+                refine: int = 0) -> Image.Image:
         """Stylize a PIL image (any mode; EXIF orientation applied; alpha, if any, kept) -> PIL image.
 
         The output has exactly the input's size, or a longer side of ``size`` when given. ``style`` and
         ``alpha``: see :meth:`set_style` (kept for later calls; without ``style`` the last one is used).
+        ``refine``: optimisation steps on the model's loss after the network (see :mod:`fast_style.refine`;
+        the painting is the one the model carries, or see :meth:`use_painting`).
         """
         if style is not None:
             self.set_style(style, alpha)
-        options = Options(size=size, preserve_color=preserve_color, strength=strength, tile=tile)
+        options = Options(size=size, preserve_color=preserve_color, strength=strength, tile=tile, refine=refine)
         photo = prepare_photo(ImageOps.exif_transpose(image), options.size)
         return tensor_to_image(stylize_batch(self, [photo], options)[0])
 
@@ -293,7 +374,9 @@ def check_finite_output(result: torch.Tensor) -> None:
 def stylize_batch(stylizer: Stylizer, photos: list[torch.Tensor], options: Options) -> list[torch.Tensor]:
     """Same-sized (3|4,H,W) photos -> finished (3|4,H,W) CPU results, alpha re-attached."""
     batch = torch.stack([photo[:3] for photo in photos])
-    result = finish(stylizer.stylize_tensor(batch, tile=options.tile), batch,
-                    keep_colors=options.preserve_color, strength=options.strength).cpu()
+    stylized = stylizer.stylize_tensor(batch, tile=options.tile)
+    if options.refine:  # before the colour and strength options, which apply to the refined picture
+        stylized = stylizer.refine(stylized, batch, options.refine)
+    result = finish(stylized, batch, keep_colors=options.preserve_color, strength=options.strength).cpu()
     check_finite_output(result)
     return [torch.cat([styled, photo[3:]]) for styled, photo in zip(result, photos)]

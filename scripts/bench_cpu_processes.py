@@ -1,7 +1,7 @@
 """CPU stylize speed as users see it: `fast-style`'s path against plain PyTorch, each in its own process.
 
 `fast-style bench` times both paths in one process, so both run under the memory setting that the
-`fast-style` command makes (glibc keeps freed memory, see ``fast_style.cli.keep_freed_memory``). That
+`fast-style` command makes (glibc keeps freed memory, see ``fast_style.memory.keep_freed_memory``). That
 ratio is the network's alone. A plain PyTorch script runs with glibc's defaults instead, where every
 large activation is page-faulted in again on each pass. This script measures that difference too:
 fresh processes, alternately plain (default malloc, ``TransformerNet.forward``) and fast_style
@@ -28,7 +28,7 @@ CALLS = 5  # timed calls per process, after one warm-up call
 def child(path: str, size: int, threads: int) -> list[float]:
     """Run in a fresh process: time CALLS forward passes of one path, in milliseconds."""
     if path == "fast_style":
-        from fast_style.cli import keep_freed_memory
+        from fast_style.memory import keep_freed_memory
 
         keep_freed_memory()
     import torch

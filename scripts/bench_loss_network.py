@@ -24,7 +24,7 @@ import torch  # noqa: E402  (after the path is set)
 
 from fast_style import vgg  # noqa: E402
 from fast_style.bench.harness import Candidate, l2_relative_error, measure  # noqa: E402
-from fast_style.cli import keep_freed_memory  # noqa: E402
+from fast_style.memory import keep_freed_memory  # noqa: E402
 from fast_style.losses import LossConfig  # noqa: E402
 
 DIRECT = 10**9  # a WINOGRAD_MIN_CHANNELS no conv reaches

@@ -180,6 +180,18 @@ def test_networks_reach_nothing_above_them_through_the_core() -> None:
     assert not above, f"fast_style.networks imports, through the core, {', '.join(above)}"
 
 
+@pytest.mark.parametrize(("layer", "users"), [
+    ("fast_style.training", ("fast_style.training", "fast_style.commands", "fast_style.bench")),
+    ("fast_style.commands", ("fast_style.commands",)),  # fast_style.cli imports them by name, at run time
+    ("fast_style.cli", ()),
+])
+def test_upper_layers_are_imported_only_from_above(layer: str, users: tuple[str, ...]) -> None:
+    """Training is used by the train command and its benchmark alone; nothing in the package imports the commands."""
+    wrong = [f"{found.importer}:{found.line} imports {found.target}" for found in IMPORTS
+             if within(found.target, layer) and not any(within(found.importer, user) for user in users)]
+    assert not wrong, f"{layer} imported from below:\n" + "\n".join(wrong)
+
+
 def test_imports_inside_functions_only_where_deferred_for_start_up() -> None:
     """An import inside a function that dodges a loop hides the layering; only the listed start-up deferrals may."""
     wrong = [f"{found.importer}:{found.line} imports {found.target} inside a function" for found in IMPORTS

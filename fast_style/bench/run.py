@@ -23,7 +23,7 @@ from fast_style.bench.harness import measure
 from fast_style.bench.report import Workload, summarize
 from fast_style.bench.workloads import (MAX_ROUNDS, PLANS, WORKLOADS, budget_for, optimize_workload,
                                         stylize_workload, train_workload)
-from fast_style.cli import keep_freed_memory
+from fast_style.memory import keep_freed_memory
 from fast_style.errors import FastStyleError
 from fast_style.precision import auto_precision, cpu_info, cpu_model_name
 from fast_style.runtime import resolve_device
