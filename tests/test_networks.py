@@ -11,8 +11,10 @@ from safetensors import safe_open
 
 from fast_style import cli
 from fast_style.checkpoint import METADATA_KEY, MODEL_FORMAT, CheckpointError, read_model, save_tensors
+from fast_style.errors import FastStyleError
 from fast_style.models import bundled_models
 from fast_style.networks import KINDS, UnknownArchitecture, get_kind, kind_of
+from fast_style.training.tasks import TASKS, get_task
 from fast_style.transformer import ModelConfig, TransformerNet
 
 
@@ -76,3 +78,16 @@ def test_bundled_johnson_models_load_and_stylize_bit_identically(name: str) -> N
     photo = torch.rand(1, 3, 37, 50, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         assert torch.equal(model(photo), before(photo))
+
+
+def test_every_kind_is_trained_by_a_task_registered_under_its_name() -> None:
+    assert set(TASKS) == set(KINDS)
+
+
+def test_a_kind_without_a_training_task_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(TASKS, "adain")
+    with pytest.raises(FastStyleError, match=r"architecture 'adain' cannot be trained by this fast_style \(trainable: "
+                                             r"johnson2016, johnson2016_multi"):
+        get_task("adain")
+    with pytest.raises(UnknownArchitecture, match=r"'no_such_kind'.*known: adain"):
+        get_task("no_such_kind")
