@@ -71,7 +71,7 @@ def test_folder_training_writes_model_checkpoints_and_tensorboard(shared_data, p
     printed = capsys.readouterr().out
     assert "broken.jpg" in printed
     # Logs get progress lines, since the bar only shows on a terminal.
-    assert "fast-style train: step 2/4 (50%): loss " in printed and "images/s, about " in printed
+    assert "fast-style train: step 2/4 (50%), 4 images: loss " in printed and "images/s, about " in printed
     assert info["training"]["skipped_files"] >= 1
     # Checkpoints: the last K kept, each verified.
     kept = sorted((output / "checkpoints").glob("step_*"))
@@ -89,6 +89,51 @@ def test_folder_training_writes_model_checkpoints_and_tensorboard(shared_data, p
 
 def test_durations_read_at_a_glance():
     assert [duration(s) for s in (7.4, 65, 3600 * 2 + 13 * 60 + 5)] == ["7 s", "1 min 05 s", "2 h 13 min"]
+
+
+def test_time_left_is_the_pace_or_the_time_limit_whichever_ends_first():
+    assert train_log.time_left(100, 2.0) == 200.0
+    assert train_log.time_left(100, 2.0, limit_left_s=50.0) == 50.0
+    assert train_log.time_left(100, 2.0, limit_left_s=-3.0) == 0.0
+
+
+def test_picture_grid_lays_photos_out_row_by_row():
+    images = torch.rand(5, 3, 4, 6)
+    grid = train_log.picture_grid(images, columns=2)
+    assert grid.shape == (3, 12, 12)
+    assert torch.equal(grid[:, 4:8, 6:12], images[3]) and torch.equal(grid[:, 8:12, 0:6], images[4])
+    assert bool((grid[:, 8:12, 6:12] == 1).all()), "the short last row is white"
+
+
+def test_progress_bar_shows_images_seen_and_the_time_limit_left(monkeypatch):
+    """Ten steps of four images in ten (fake) seconds with a one-minute limit: 40 images, 50 s left, and the
+    bar ends at the step the limit will stop at, not at the 1,000 steps asked for."""
+    now = [0.0]
+    monkeypatch.setenv("FAST_STYLE_PROGRESS", "1")
+    log = train_log.TrainLog(steps=1000, images_per_step=4, time_limit_minutes=1.0)
+    log.clock = lambda: now[0]
+    with log.progress(0):
+        for step in range(1, 11):
+            now[0] = float(step)
+            log.advance(step)
+        shown = str(log._bar)  # what the terminal shows now
+    assert shown.startswith("train  17%|") and shown.endswith("| step 10, 40 images, 4 images/s, 50 s left")
+
+
+def test_validation_picture_is_written_every_few_minutes(shared_data, tmp_path, capsys):
+    """validation.every_minutes validates (and rewrites OUTPUT/validation.jpg) however few steps passed."""
+    output = tmp_path / "run"
+    config = load_config(TrainConfig, None, tiny(shared_data, output, steps=3, **{
+        "data.folder": shared_data / "coco_sample" / "val2017", "validation.every": 0,
+        "validation.every_minutes": "0.000001"}))
+    Trainer(config).run()
+    printed = capsys.readouterr().out
+    assert [f"validation at step {step}: loss " in printed for step in (1, 2)] == [True, True]
+    picture = output / "validation.jpg"
+    assert f"the held-out photos as stylized now: {picture}" in printed
+    from PIL import Image
+
+    assert Image.open(picture).size == (64, 32), "the two held-out photos side by side"
 
 
 def test_validation_images_in_tensorboard(shared_data, tmp_path):

@@ -50,9 +50,11 @@ from fast_style.transformer import ModelConfig
 
 @dataclass
 class ValidationConfig:
-    """Held-out photos scored (and shown in TensorBoard) every ``every`` steps."""
+    """Held-out photos scored (shown in TensorBoard, and written to OUTPUT/validation.jpg) every ``every``
+    steps, and at least every ``every_minutes`` of training, so a slow CPU run shows its progress too."""
 
     every: int = non_negative(500)  # 0: only at the end
+    every_minutes: float = non_negative(5.0)  # 0: by steps only
     size: int = side(256)
 
 
@@ -153,7 +155,8 @@ class Trainer:
         set_determinism(config.deterministic)
         seed_everything(config.seed)  # before the task builds (initialises) the network
         self.output_dir = Path(config.output_dir)
-        self.log = train_log(self.dist.main, config.steps, config.batch_size)  # batch_size: the global batch
+        # batch_size: the global batch
+        self.log = train_log(self.dist.main, config.steps, config.batch_size, config.time_limit_minutes)
         self._set_up_state()
         self._set_up_task(task)
         self._set_up_optimizer()
@@ -170,6 +173,7 @@ class Trainer:
         self.bad_steps = 0  # non-finite losses in a row
         self.good_steps = 0  # steps this process applied (a failed run with none leaves nothing behind)
         self.stopped_by_time_limit = False
+        self.last_validation = 0.0  # when validation last ran (time.perf_counter), reset as the loop starts
 
     def _set_up_task(self, task: TaskFactory) -> None:
         """The kind's own step (forward + loss, validation, model-file metadata); the loop is shared.
@@ -308,6 +312,7 @@ class Trainer:
         would have; losses are logged, the network validated and checkpoints written every so many steps."""
         window: list[torch.Tensor] = []  # the applied steps' losses since the last logged step
         started, images_seen = time.perf_counter(), 0
+        self.last_validation = started
         for photos, skipped in self.loader(self.step):
             stop.check()
             for reason in skipped:
@@ -315,7 +320,7 @@ class Trainer:
                 self.skipped_files.append(reason)
             values = self._counted_step(photos)
             self.step += 1
-            self.log.advance()
+            self.log.advance(self.step)
             if values is None:
                 continue
             images_seen += photos.shape[0] * self.dist.world
@@ -326,11 +331,19 @@ class Trainer:
                 window = []
                 if self._time_is_up(started):
                     break
-            if self._every(self.config.validation.every) and self.step != self.config.steps:
+            if self._validation_due() and self.step != self.config.steps:
                 self.log.validation(self.step, self.validate)
+                self.last_validation = time.perf_counter()
             if self._every(self.config.checkpoint_every):
                 self.checkpoint()
         stop.check()
+
+    def _validation_due(self) -> bool:
+        """Every ``validation.every`` steps, or once ``validation.every_minutes`` have passed since the last
+        validation (or the start of this process's loop)."""
+        minutes = self.config.validation.every_minutes
+        overdue = bool(minutes) and time.perf_counter() - self.last_validation >= 60.0 * minutes
+        return self._every(self.config.validation.every) or overdue
 
     def _every(self, steps: int) -> bool:
         """Whether the step just taken is a multiple of ``steps`` (0: never)."""
