@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from fast_style import model_file
+from fast_style import model_file, safety
 from fast_style.images import atomic_output, atomic_write_bytes
 from fast_style.model_file import CheckpointError
 from fast_style.networks import get_kind, kind_of
@@ -66,18 +66,28 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, header: dict[str,
 
 
 def refuse_unusable(path: Path) -> None:
-    """A missing file or a pickle (which could run code when loaded) is refused before it is read further."""
+    """A missing or special file, or a pickle (which could run code when loaded), is refused before it is
+    read further; the message says what the bytes are, not what the name suggests."""
+    kind = safety.kind_of(path)
+    if kind is not None:
+        raise CheckpointError(f"{path}: is {kind}, not a model file; pass a model.safetensors written by "
+                              "`fast-style train`")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file; pass a model.safetensors written by `fast-style train`")
     with open(path, "rb") as handle:
         start = handle.read(9)
     # A safetensors file is an 8-byte header length, then the JSON header: its length may well start
-    # with the byte a pickle starts with (0x80), so the '{' after it is what tells them apart.
+    # with the byte a pickle starts with (0x80), so the '{' after it is what tells them apart. A pickle
+    # is 0x80 and a protocol number (2 to 5); torch.save writes a zip.
     safetensors_shaped = start[8:9] == b"{"
-    pickled = start[:1] == b"\x80" or start[:4] == b"PK\x03\x04"
-    if (pickled and not safetensors_shaped) or path.suffix in (".pt", ".pth", ".ckpt", ".pkl"):
+    pickled = (start[:1] == b"\x80" and start[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+               or start[:4] == b"PK\x03\x04")
+    if pickled and not safetensors_shaped:
         raise CheckpointError(f"{path}: a pickle/torch file, which fast_style never loads (it could run code); "
                               "pass a model.safetensors written by `fast-style train`")
+    if not safetensors_shaped and path.suffix in (".pt", ".pth", ".ckpt", ".pkl"):
+        raise CheckpointError(f"{path}: neither a safetensors file nor a pickle (its bytes are no known model "
+                              "format: damaged or not a model); pass a model.safetensors written by `fast-style train`")
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

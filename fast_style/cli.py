@@ -3,15 +3,21 @@
 Each module in :mod:`fast_style.commands` defines ``HELP``, ``add_arguments(parser)`` and
 ``main(args) -> int`` and imports torch only inside ``main``, so ``--help`` is instant.
 Errors caused by the user (:class:`~fast_style.errors.FastStyleError`) become one line on
-stderr and exit status 2; Ctrl-C exits with 130 after the command has cleaned up.
+stderr and exit status 2; Ctrl-C exits with 130 and SIGTERM with 143, both after the command has
+cleaned up (SIGTERM is raised as :class:`Terminated`, a KeyboardInterrupt, so every temp file is
+removed on the way out exactly as for Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 from fast_style.errors import FastStyleError, one_line
 from fast_style.memory import keep_freed_memory
@@ -48,6 +54,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a scheduler), raised where Python's default would end the process at
+    once: as a KeyboardInterrupt it unwinds through every ``finally`` and atomic write, so no temp file
+    is left in the user's folder. (SIGKILL cannot be caught: the next run's sweep removes its debris.)"""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """While entered, SIGTERM raises :class:`Terminated`; the previous handler is put back after."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _one_line_warnings(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"fast-style: warning: {one_line(message)}", file=sys.stderr)
 
@@ -58,10 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _one_line_warnings
     keep_freed_memory()
     try:
-        return int(args.run(args) or 0)
+        with sigterm_unwinds():
+            return int(args.run(args) or 0)
     except FastStyleError as error:
         print(f"fast-style {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"fast-style {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"fast-style {args.command}: interrupted", file=sys.stderr)
         return 130

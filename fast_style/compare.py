@@ -64,7 +64,7 @@ def time_network(stylizer: Stylizer, photo: torch.Tensor, device: torch.device) 
     started = clock(device)
     output = stylizer.stylize_tensor(photo)
     seconds = clock(device) - started
-    check_finite_output(output)
+    check_finite_output(output, photo)
     return output, seconds
 
 

@@ -21,7 +21,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fast_style.errors import FastStyleError
-from fast_style.safety import refuse_non_regular, remove_stale_temps, temp_name
+from fast_style.safety import kind_of, refuse_non_regular, remove_stale_temps, temp_name
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -52,8 +52,9 @@ def open_image(path: str | Path, *, keep_alpha: bool = False,
     """Open any supported file as a fully loaded, upright RGB (or RGBA) image, or raise ImageError."""
     path = Path(path)
     try:
-        if path.is_dir():
-            raise ImageError(f"{path}: is a folder, not an image; pass an image file")
+        kind = kind_of(path)  # a FIFO would block the read, a device never end: only regular files are opened
+        if kind is not None:
+            raise ImageError(f"{path}: is {kind}, not an image; pass an image file")
         if path.stat().st_size == 0:
             raise ImageError(f"{path}: empty file (0 bytes); re-export or re-download it")
         with warnings.catch_warnings(record=True) as caught:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fast_style.checkpoint import CheckpointError, model_path, read_json
+from fast_style.safety import kind_of
 
 DEFAULT_MODEL = "starry_night"
 
@@ -53,6 +54,10 @@ def resolve_model_path(name_or_path: str) -> Path:
         raise CheckpointError(f"{name_or_path}: a local {'folder' if Path(name_or_path).is_dir() else 'file'} of "
                               f"this name hides the bundled model '{name_or_path}' (and holds no model); pass "
                               f"{bundled[str(name_or_path)]} for the bundled one, or run from another folder")
+    kind = kind_of(path)
+    if kind is not None and kind != "a folder":  # a folder is looked into above; a FIFO is never read
+        raise CheckpointError(f"{name_or_path}: is {kind}, not a model file; pass the model.safetensors written by "
+                              "`fast-style train`, its .json, or their folder")
     if not path.is_file():
         names = ", ".join(bundled) or "none"
         raise CheckpointError(f"{name_or_path}: no model found (looked for {path}; bundled models: {names}); pass "

@@ -114,6 +114,9 @@ def check_output(path: str | Path, *, inputs: Iterable[str | Path | None] = (), 
     if suffixes is not None:
         suffixes = list(suffixes)
         if path.suffix.lower() not in suffixes:
+            if holding is not None and not path.suffix:
+                raise FastStyleError(f"{path}: has no suffix, and the suffix picks the format of the {holding}; "
+                                     f"add one of {', '.join(suffixes)}")
             if holding is not None:
                 raise FastStyleError(f"{path}: cannot write '{path.suffix}' {holding}; "
                                      f"use one of {', '.join(suffixes)}")

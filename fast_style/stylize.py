@@ -363,12 +363,20 @@ def prepare_photo(image: Image.Image, size: int | None) -> torch.Tensor:
     return image_to_tensor(image)
 
 
-def check_finite_output(result: torch.Tensor) -> None:
+def check_finite_output(result: torch.Tensor, photos: torch.Tensor | None = None) -> None:
     """A network whose finite weights still overflow gives NaN, which would be written as a black image
-    with exit 0: refuse it (it does so for every photo)."""
+    with exit 0, or saturates to one flat colour: refuse both (it does so for every photo). ``photos``
+    (the (B,3,H,W) batch stylized): a flat result counts only where its photo is not flat itself."""
     if not bool(torch.isfinite(result).all()):
         raise FastStyleError("the model produced NaN or infinite pixels; its weights are broken (too large "
                              "or altered): retrain or re-download it")
+    if photos is not None and result.numel():
+        levels = result[:, :3].mul(255.0).round().flatten(2)
+        flat = (levels.amax(-1) == levels.amin(-1)).all(-1)
+        varied = photos[:, :3].flatten(1).to(result.device).float().aminmax(dim=-1)
+        if bool((flat & (varied.max - varied.min > 2 / 255)).any()):
+            raise FastStyleError("the model turned the photo into one flat colour; its weights are broken (too "
+                                 "large or altered): retrain or re-download it")
 
 
 def stylize_batch(stylizer: Stylizer, photos: list[torch.Tensor], options: Options) -> list[torch.Tensor]:
@@ -378,5 +386,5 @@ def stylize_batch(stylizer: Stylizer, photos: list[torch.Tensor], options: Optio
     if options.refine:  # before the colour and strength options, which apply to the refined picture
         stylized = stylizer.refine(stylized, batch, options.refine)
     result = finish(stylized, batch, keep_colors=options.preserve_color, strength=options.strength).cpu()
-    check_finite_output(result)
+    check_finite_output(result, batch)
     return [torch.cat([styled, photo[3:]]) for styled, photo in zip(result, photos)]

@@ -80,6 +80,29 @@ def choose_style(stylizer: Any, model: str, style: str | None, alpha: float | No
         stylizer.require_style()  # a multi-style model: one line naming its styles
 
 
+def read_files(model: str | None = None, style: str | None = None) -> list[Path]:
+    """Every file a command reads besides its photos or clip: the model's ``.safetensors`` and the
+    ``.json`` beside it, and the painting(s) named by ``--style`` (the whole value, and each part of a
+    mix, that names an existing file), for the output rule (:func:`fast_style.safety.check_not_an_input`):
+    none of them is ever an output, with or without ``--overwrite``."""
+    from fast_style.errors import FastStyleError
+    from fast_style.models import resolve_model_path
+    from fast_style.safety import file_identity
+
+    files: list[Path] = []
+    if model is not None:
+        try:
+            weights = resolve_model_path(model)
+            files += [weights, weights.with_suffix(".json")]
+        except (FastStyleError, OSError):
+            pass  # no such model: loading it says so, after the cheaper checks
+    if style:
+        parts = [part.strip() for part in style.split(",")]
+        files += [Path(name) for name in [style, *parts, *(part.rpartition("=")[0] for part in parts)] if name]
+    # file_identity, not exists(): a 100,000-character --style is "File name too long", not a crash.
+    return [path for path in files if file_identity(path) is not None]
+
+
 def style_tag(style: str) -> str:
     """A short name for a ``--style`` in default output paths: ``wave``, ``a.jpg=0.7,b.jpg=0.3`` ->
     ``a0.7+b0.3``; characters a file name should not hold become ``_``."""

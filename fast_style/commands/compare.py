@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fast_style.commands.common import model_name, parse_int_list
+    from fast_style.commands.common import model_name, parse_int_list, read_files
     from fast_style.compare import compare
     from fast_style.compare_report import REPORT_FILES, format_table
     from fast_style.config import MAX_SIDE
@@ -45,7 +45,9 @@ def main(args: argparse.Namespace) -> int:
     check_not_empty(args.output, "--output")
     refine = parse_steps_list(args.refine) if args.refine is not None else []
     output = Path(args.output if args.output is not None else f"compare_{model_name(args.model)}")
-    check_output_folder(output, REPORT_FILES, inputs=[args.style], overwrite=args.overwrite)
+    # The model and the painting are inputs: no report file may be one of them, even with --overwrite.
+    check_output_folder(output, REPORT_FILES, inputs=[args.style, *read_files(args.model, args.style)],
+                        overwrite=args.overwrite)
     check_creatable(output)
     report = compare(args.model, args.photos, output, style=args.style,
                      steps=parse_int_list(args.steps, "--steps"), size=args.size, optimizer=args.optimizer,

@@ -72,6 +72,7 @@ def main(args: argparse.Namespace) -> int:
     output = (Path(args.output) if args.output is not None else
               default_output(args.inputs, args.model, args.format, args.style, options.refine))
     jobs = plan_jobs(args.inputs, output, args.format)
+    check_reads(jobs, args.model, args.style)
     single = is_single_file(args.inputs, output)
     check_creatable(output.parent if single else output)
     if single and output.exists() and not args.overwrite:
@@ -110,3 +111,14 @@ def default_output(inputs: list[str], model: str, fmt: str | None, style: str | 
         suffix = OUTPUT_FORMATS[fmt] if fmt else photo.suffix.lower()
         return photo.with_name(f"{photo.stem}_{name}{suffix if suffix in WRITABLE_SUFFIXES else '.png'}")
     return Path(f"stylized_{name}")
+
+
+def check_reads(jobs: list, model: str, style: str | None) -> None:
+    """The painting(s) of ``--style`` and the model's files are inputs too: no result may be one of them
+    (by any name), with or without ``--overwrite``."""
+    from fast_style.commands.common import read_files
+    from fast_style.safety import check_not_an_input
+
+    inputs = read_files(model, style)
+    for job in jobs:
+        check_not_an_input(job.target, inputs)

@@ -51,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from fast_style.commands.common import read_files
     from fast_style.paintings import check_alpha
+    from fast_style.safety import check_not_empty
     from fast_style.stylize import Options, load_stylizer
     from fast_style.video import require
     from fast_style.video.io import check_output
@@ -65,9 +67,11 @@ def main(args: argparse.Namespace) -> int:
         check_alpha(args.alpha)
     options = Options(size=args.size, preserve_color=args.preserve_color, strength=args.strength,
                       batch_size=args.batch_size, overwrite=args.overwrite)
+    check_not_empty(args.output, "--output")
     source = Path(args.input)
-    output = Path(args.output) if args.output else default_output(source, args.model, args.style)
-    check_output(source, output, overwrite=args.overwrite)  # before the model loads: fail fast
+    output = Path(args.output) if args.output is not None else default_output(source, args.model, args.style)
+    # Before the model loads: fail fast. The painting and the model are inputs too, never the output.
+    check_output(source, output, overwrite=args.overwrite, reads=read_files(args.model, args.style))
     stylizer = load_stylizer(args.model, device=args.device, precision=args.precision)
     choose_style(stylizer, args.model, args.style, args.alpha)  # before any output is opened
     summary = stylize_video(stylizer, source, output, options, stability=stability, hold=hold, measure=args.report)

@@ -26,7 +26,7 @@ from fast_style.config import positive, sequence
 from fast_style.errors import FastStyleError
 from fast_style.networks.johnson2016 import ExportableNet, Johnson2016
 from fast_style.networks.registry import ExportSpec, register
-from fast_style.paintings import parse_weighted
+from fast_style.paintings import clipped, normalised_weights, parse_weighted
 from fast_style.transformer import ModelConfig, TransformerNet
 
 ARCHITECTURE = "johnson2016_multi"
@@ -74,7 +74,9 @@ class ConditionalInstanceNorm2d(nn.Module):
 
 
 def normalised(mix: torch.Tensor) -> torch.Tensor:
-    """Weights divided by their sum per row, so ``a=1,b=1`` and ``a=0.5,b=0.5`` are the same mix."""
+    """Weights divided by their sum per row, so ``a=1,b=1`` and ``a=0.5,b=0.5`` are the same mix; divided
+    by the row's largest first, so weights near float32's limit (``3e38`` twice) do not sum to infinity."""
+    mix = mix / mix.amax(-1, keepdim=True)
     return mix / mix.sum(-1, keepdim=True)
 
 
@@ -137,23 +139,25 @@ class MultiStyleNet(TransformerNet):
 def mix_of(styles: Sequence[str], weights: Mapping[str, float], text: str) -> torch.Tensor:
     """The (styles,) weight vector for ``{name: weight}``; unknown names, negative weights or weights
     summing to 0 are one line (``text`` is what the user wrote, for the message)."""
-    known = ", ".join(styles)
-    mix = torch.zeros(len(styles))
-    for name, weight in weights.items():
+    known = clipped(", ".join(styles))
+    text = clipped(text)
+    for name in weights:
         if name not in styles:
-            raise FastStyleError(f"--style {text}: this model has no style '{name}' (it has: {known})")
-        if not weight >= 0:
-            raise FastStyleError(f"--style {text}: weights must be 0 or more")
+            hint = ("; a style whose name holds ',' is chosen alone, by its whole name"
+                    if any("," in style for style in styles) else "")
+            raise FastStyleError(f"--style {text}: this model has no style {clipped(name)!r} (it has: {known}){hint}")
+    # Parsed once and normalised in float64, largest first: 3e38 twice is an even mix, not infinity.
+    values = normalised_weights(list(weights.values()), text)
+    mix = torch.zeros(len(styles), dtype=torch.float64)
+    for name, weight in zip(weights, values):
         mix[styles.index(name)] += weight
-    if not float(mix.sum()) > 0:
-        raise FastStyleError(f"--style {text}: give at least one style with a weight above 0 (styles: {known})")
-    return mix
+    return mix.float()
 
 
 def parse_mix(text: str, styles: Sequence[str]) -> torch.Tensor:
     """``"starry_night"`` or ``"starry_night=0.7,wave=0.3"`` -> the (styles,) weight vector."""
     weights: dict[str, float] = {}
-    for name, value in parse_weighted(text, "NAME or a=0.7,b=0.3"):
+    for name, value in parse_weighted(text, "NAME or a=0.7,b=0.3", lambda name: name in styles):
         weights[name] = weights.get(name, 0.0) + value
     return mix_of(styles, weights, text)
 

@@ -23,6 +23,10 @@ CONSISTENCY_ABSOLUTE = 0.5
 # A pixel whose warped previous input differs from the current input by more than this (levels of
 # 255, max over channels) is not trusted: camera noise is a few levels, a wrong match tens.
 COLOUR_TOLERANCE = 24.0
+# OpenCV's DIS (5.x, the "fast" preset) refuses frames with both sides under 12 px, and frames under
+# 32 px high but wider than about 40 px crashed the whole process (a segmentation fault, measured
+# for heights 8-31 at widths 40-400); from 32 px a side up to 16000 px it ran. Smaller frames get no flow.
+MIN_FLOW_SIDE = 32
 
 
 @dataclass

@@ -14,7 +14,8 @@ fine for the short clips these formats are used for; video outputs stream.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +26,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from fast_style import safety
 from fast_style.errors import FastStyleError
+from fast_style.images import DEFAULT_MAX_PIXELS, MAX_SIDE_BY_SUFFIX, OPEN_FORMATS
 from fast_style.video import require
 
 # Output suffix -> (FFmpeg muxer, video encoder, audio encoder when the input's codec cannot be copied)
@@ -39,9 +41,13 @@ OUTPUT_SUFFIXES = (*VIDEO_FORMATS, *ANIMATION_FORMATS)
 ENCODER_OPTIONS: dict[str, dict[str, str]] = {"libx264": {"crf": "18", "preset": "medium"},
                                               "libvpx-vp9": {"crf": "24", "b": "0", "row-mt": "1"}}
 DEFAULT_RATE = Fraction(25)  # for containers that declare none
-# A file may decode a frame or two fewer than its header declares (edit lists, a dropped damaged
-# frame); more missing than this means the file was cut short.
+# A file may decode a frame or two fewer than its header declares or its packets promise (edit lists,
+# a damaged frame the decoder drops): that is said in a warning; more missing than this means the file
+# was cut short or is damaged, and is refused.
 MISSING_FRAMES_ALLOWED = 2
+# The largest side each video encoder opens with (x264 refuses more than 16384; VP9 takes 65536);
+# animations have their image format's limit (fast_style.images.MAX_SIDE_BY_SUFFIX).
+ENCODER_MAX_SIDE: dict[str, int] = {"libx264": 16384, "libvpx-vp9": 65536}
 
 
 class VideoError(FastStyleError):
@@ -72,14 +78,28 @@ class VideoInfo:
     loop: int = 0  # animations: how often to play (0: forever)
 
 
+def quarter_turns(rotation: int) -> int:
+    """How many quarter turns the pixels are turned: a rotation that is not a multiple of 90 degrees (a
+    45-degree tag) is not applied to the pixels at all; the tag is kept for the player (see AvReader)."""
+    return 0 if rotation % 90 else rotation // 90 % 4
+
+
 def upright(image: np.ndarray, rotation: int) -> np.ndarray:
     """Turn stored pixels the way a player shows them (FFmpeg's rotation is counter-clockwise)."""
-    return np.ascontiguousarray(np.rot90(image, -(round(rotation / 90) % 4)))
+    return np.ascontiguousarray(np.rot90(image, -quarter_turns(rotation)))
 
 
 def stored(image: np.ndarray, rotation: int) -> np.ndarray:
     """Undo :func:`upright`: the pixels to encode, so the recorded rotation shows them upright."""
-    return np.ascontiguousarray(np.rot90(image, round(rotation / 90) % 4))
+    return np.ascontiguousarray(np.rot90(image, quarter_turns(rotation)))
+
+
+def check_frame_size(path: Path, width: int, height: int, what: str = "declares frames of") -> None:
+    """Refuse frames over the image pixel limit before one is decoded: a tiny file may declare a
+    65535x65535 canvas, as a decompression bomb image does."""
+    if width * height > DEFAULT_MAX_PIXELS:
+        raise VideoError(f"{path}: {what} {width}x{height} = {width * height:,} pixels, over the "
+                         f"{DEFAULT_MAX_PIXELS:,}-pixel limit (possible decompression bomb); downscale it first")
 
 
 def _reason(error: BaseException) -> str:
@@ -102,9 +122,16 @@ class AvReader:
         self.video.thread_type = "AUTO"  # decode on several threads: free speed for big frames
         audio = self.container.streams.audio[0] if self.container.streams.audio else None
         context = self.video.codec_context
-        width, height = (context.height, context.width) if rotation % 180 else (context.width, context.height)
+        width, height = (context.height, context.width) if quarter_turns(rotation) % 2 else (context.width,
+                                                                                             context.height)
         self.info = VideoInfo(width, height, self.video.average_rate or self.video.guessed_rate or DEFAULT_RATE,
                               self.video.frames or None, self.video.time_base or Fraction(1, 1000), rotation, audio)
+        # Containers that declare no frame count (WebM, MKV) still know their duration; without audio it is
+        # the video's, so it tells about how many frames there are (a damaged file may silently stop early).
+        duration = self.container.duration  # microseconds, or None
+        # (A quarter frame less, so that a duration rounded up in the container never asks for a frame more.)
+        self.estimated = (round(Fraction(duration, 1_000_000) * self.info.rate - Fraction(1, 4))
+                          if duration and audio is None and self.info.frames is None else None)
 
     def _open(self) -> Any:
         """The container, refused in one line when it is not a video or has no video stream."""
@@ -117,6 +144,12 @@ class AvReader:
             kinds = sorted({stream.type for stream in container.streams}) or ["nothing"]
             container.close()
             raise VideoError(f"{self.path}: has no video stream (it holds {', '.join(kinds)}); pass a video file")
+        context = container.streams.video[0].codec_context
+        try:
+            check_frame_size(self.path, context.width, context.height)
+        except VideoError:
+            container.close()
+            raise
         return container
 
     def _rotation(self) -> int:
@@ -130,20 +163,26 @@ class AvReader:
                              "truncated or corrupt") from None
         finally:
             self.container.close()
-        return int(round(first.rotation)) % 360
+        rotation = int(round(first.rotation)) % 360
+        if rotation % 90:
+            warnings.warn(f"{self.path}: its display rotation of {rotation} degrees is not a quarter turn; the "
+                          "frames are stylized as stored and the output keeps the same rotation tag", stacklevel=2)
+        return rotation
 
     def items(self) -> Iterator[Frame | Any]:
         """Upright :class:`Frame` objects and the audio stream's packets, as they come in the file."""
         streams = [self.video] + ([self.info.audio] if self.info.audio is not None else [])
         time_base = self.info.time_base
-        count = 0
+        count = packets = 0
         try:
             for packet in self.container.demux(*streams):
                 if packet.stream.type == "audio":
                     if packet.size:  # skip the empty packets that only flush decoders
                         yield packet
                     continue
+                packets += bool(packet.size)
                 for picture in packet.decode():
+                    check_frame_size(self.path, picture.width, picture.height, f"frame {count + 1} is")
                     # Frames without timestamps (rare raw streams) are placed on the nominal rate.
                     pts = picture.pts if picture.pts is not None else round(count / self.info.rate / time_base)
                     image = upright(picture.to_ndarray(format="rgb24"), self.info.rotation)
@@ -152,10 +191,17 @@ class AvReader:
         except self._av.error.FFmpegError as error:
             raise VideoError(f"{self.path}: cannot decode frame {count + 1} ({_reason(error)}); the file is "
                              "truncated or corrupt") from None
-        declared = self.info.frames
-        if count == 0 or (declared and count < declared - MISSING_FRAMES_ALLOWED):
-            raise VideoError(f"{self.path}: only {count} of the {declared or 'some'} frames it declares could be "
-                             "decoded; the file is truncated or corrupt")
+        expected = max(self.info.frames or 0, packets)  # a damaged frame's packet yields no picture
+        if count == 0 or count < expected - MISSING_FRAMES_ALLOWED:
+            raise VideoError(f"{self.path}: only {count} of its {expected or 'some'} frames could be decoded; the "
+                             "file is truncated or corrupt")
+        if count < expected:
+            warnings.warn(f"{self.path}: {expected - count} of its {expected} frames could not be decoded (damaged or "
+                          f"missing) and are left out: the output has {count}", stacklevel=2)
+        elif self.estimated and count < self.estimated:
+            warnings.warn(f"{self.path}: only {count} frames could be decoded where its duration holds about "
+                          f"{self.estimated}; the file may be cut short or damaged, and the output is as short",
+                          stacklevel=2)
 
     def close(self) -> None:
         self.container.close()
@@ -198,15 +244,27 @@ def open_video(path: str | Path) -> AvReader | AnimationReader:
     """The reader for a clip: Pillow for animated images, PyAV for everything else; still images and
     files that are not videos are refused in one line."""
     path = Path(path)
+    kind = safety.kind_of(path)  # a FIFO would block FFmpeg's read: only regular files are opened
+    if kind is not None:
+        raise VideoError(f"{path}: is {kind}, not a video file; pass a video file")
     if not path.is_file():
-        raise VideoError(f"{path}: {'is a folder' if path.is_dir() else 'file not found'}; pass a video file")
+        raise VideoError(f"{path}: file not found; pass a video file")
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: empty file (0 bytes); pass a video file")
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked below
+            image = Image.open(path)
+    except Image.DecompressionBombError as error:
+        raise VideoError(f"{path}: too large to decode safely ({_reason(error)}); downscale it first") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         image = None  # not an image Pillow knows: a job for FFmpeg
     if image is not None:
+        try:
+            check_frame_size(path, *image.size, what="declares a canvas of")
+        except VideoError:
+            image.close()
+            raise
         if getattr(image, "is_animated", False) and image.format in ("GIF", "WEBP", "PNG"):
             try:
                 return AnimationReader(path, image)
@@ -215,8 +273,11 @@ def open_video(path: str | Path) -> AvReader | AnimationReader:
                 raise VideoError(f"{path}: cannot read the animation ({_reason(error)}); the file is truncated "
                                  "or corrupt") from None
         image.close()
-        if image.format != "MPEG":  # Pillow "identifies" MPEG-1 video it cannot decode
+        if image.format in OPEN_FORMATS:
             raise VideoError(f"{path}: a still {image.format} image, not a video; use `fast-style stylize` for photos")
+        if image.format != "MPEG":  # Pillow "identifies" MPEG-1 video it cannot decode
+            raise VideoError(f"{path}: a file in {image.format} format, which fast_style does not read; pass a video file "
+                             "(mp4, mov, mkv, webm, ...) or an animated GIF/WebP")
     return AvReader(path)
 
 
@@ -231,6 +292,21 @@ def output_size(info: VideoInfo, size: int | None) -> tuple[int, int]:
     return max(1, round(info.width * scale)), max(1, round(info.height * scale))
 
 
+def check_output_size(target: Path, size: tuple[int, int]) -> None:
+    """Refuse, before anything is stylized or encoded, frames the output cannot hold: over the image
+    pixel limit (a huge ``--size``), or longer than the encoder or animation format accepts."""
+    width, height = size
+    suffix = target.suffix.lower()
+    if width * height > DEFAULT_MAX_PIXELS:
+        raise VideoError(f"{target}: frames of {width}x{height} = {width * height:,} pixels are over the "
+                         f"{DEFAULT_MAX_PIXELS:,}-pixel limit; use a smaller --size")
+    limit = (MAX_SIDE_BY_SUFFIX.get(suffix) if suffix in ANIMATION_FORMATS
+             else ENCODER_MAX_SIDE.get(VIDEO_FORMATS.get(suffix, ("", ""))[1]))
+    if limit is not None and max(width, height) > limit:
+        raise VideoError(f"{target}: frames of {width}x{height} do not fit in {suffix} (at most {limit} px a "
+                         "side); use a smaller --size")
+
+
 class AvWriter:
     """Encodes frames into a video container with the input's timestamps, rotation and audio."""
 
@@ -240,7 +316,7 @@ class AvWriter:
         self.container = av.open(str(temp), "w", format=muxer)
         self.rotation = info.rotation
         self.video = self.container.add_stream(encoder, rate=info.rate)
-        width, height = (size[1], size[0]) if self.rotation % 180 else size
+        width, height = (size[1], size[0]) if quarter_turns(self.rotation) % 2 else size
         self.video.width, self.video.height = width, height
         # 4:2:0 needs even sides; odd-sized clips keep their size in 4:4:4 instead.
         self.video.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
@@ -320,7 +396,9 @@ def open_writer(temp: Path, suffix: str, info: VideoInfo, size: tuple[int, int])
     return AvWriter(temp, suffix, info, size)
 
 
-def check_output(source: Path, target: Path, *, overwrite: bool) -> None:
-    """Refuse an unknown format, the input itself (links too), anything but a regular file, and an
-    existing file without ``overwrite``: the project's one output rule (:func:`fast_style.safety.check_output`)."""
-    safety.check_output(target, inputs=[source], overwrite=overwrite, suffixes=OUTPUT_SUFFIXES, holding="videos")
+def check_output(source: Path, target: Path, *, overwrite: bool, reads: Iterable[Path] = ()) -> None:
+    """Refuse an unknown format, the input itself or another file the run ``reads`` (the painting, the
+    model; links too), anything but a regular file, and an existing file without ``overwrite``: the
+    project's one output rule (:func:`fast_style.safety.check_output`)."""
+    safety.check_output(target, inputs=[source, *reads], overwrite=overwrite, suffixes=OUTPUT_SUFFIXES,
+                        holding="videos")

@@ -9,6 +9,7 @@ or Ctrl-C leaves no file behind (:func:`fast_style.images.atomic_output`).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,8 @@ from fast_style.images import atomic_output
 from fast_style.runtime import progress
 from fast_style.stylize import Options, Stylizer, stylize_batch
 from fast_style.video.flicker import FlickerMeter
-from fast_style.video.io import Frame, check_output, open_video, open_writer, output_size
+from fast_style.video.flow import MIN_FLOW_SIDE
+from fast_style.video.io import Frame, check_output, check_output_size, open_video, open_writer, output_size
 from fast_style.video.stabilize import DEFAULT_HOLD, DEFAULT_STABILITY, Stabilizer
 
 
@@ -132,7 +134,12 @@ def stylize_video(stylizer: Stylizer, source: str | Path, target: str | Path, op
     try:
         info = reader.info
         size = output_size(info, options.size)
+        check_output_size(target, size)  # a huge --size: refused before anything is stylized or encoded
         summary.size, summary.rate = size, float(info.rate)
+        if min(size) < MIN_FLOW_SIDE and (stability > 0 or hold > 1 or measure):
+            warnings.warn(f"{source}: frames of {size[0]}x{size[1]} are too small for optical flow (under "
+                          f"{MIN_FLOW_SIDE} px a side): stabilisation and the flicker report are off", stacklevel=2)
+            stability, hold, measure = 0.0, 1, False
         stylize = FrameStylizer(stylizer, options, stability, measure, summary, hold)
         with atomic_output(target) as temp:
             writer = open_writer(temp, target.suffix.lower(), info, size)
