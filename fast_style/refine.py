@@ -30,8 +30,9 @@ def parse_steps(value: str | int, flag: str = "--refine", *, allow_zero: bool = 
     text = str(value).strip()
     low = 0 if allow_zero else 1
     if isinstance(value, bool) or not text.isdigit() or not low <= int(text) <= MAX_STEPS:
+        usage = "0: the network's picture as it is; 5-20 is the usual range" if allow_zero else "e.g. 5,10,20"
         raise FastStyleError(f"{flag} {value}: the number of refinement steps must be an integer from {low} to "
-                             f"{MAX_STEPS} (0: the network's picture as it is; 5-20 is the usual range)")
+                             f"{MAX_STEPS} ({usage})")
     return int(text)
 
 

@@ -7,7 +7,9 @@
         --seconds 6000 --scores runs/multi_scores.jsonl
 
 Paths in the metadata are rewritten to the project's shared-data names so the card says
-what was used without pointing at a machine's temporary folders.
+what was used without pointing at a machine's temporary folders. Single- and multi-style models
+carry their paintings (public domain), read from there, so ``--refine`` and ``compare`` work from
+any clone (fast_style.carried_paintings); run it from the repository root.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from fast_style.carried_paintings import carry
 from fast_style.checkpoint import read_model, save_model, write_json
 
 PAINTINGS = {
@@ -61,15 +64,16 @@ def main() -> None:
         return
     image = f"{STYLES}/{args.name}.jpg"
     info["style"]["image"] = info["config"]["style_image"] = image
-    folder = save_bundled(model, info, args)
+    folder = save_bundled(model, info, args, {args.name: carry(image, info["style"]["size"], LICENCE)})
     write_card(folder, card(info, args, painting={**PAINTINGS[args.name], "licence": LICENCE, "image": image},
                             training={"style_size": info["style"]["size"], "loss": info["loss"],
                                       "config": f"configs/{args.name}.yaml"},
                             weights="float16 safetensors (loaded as float32)"))
 
 
-def save_bundled(model, info: dict, args: argparse.Namespace) -> Path:
-    """Write the fp16 model under OUTPUT/NAME, its photo paths rewritten to the shared-data names."""
+def save_bundled(model, info: dict, args: argparse.Namespace, paintings: dict | None = None) -> Path:
+    """Write the fp16 model under OUTPUT/NAME, its photo paths rewritten to the shared-data names, carrying
+    ``paintings``."""
     photos = "../shared/data/train256"
     info["config"]["data"]["folder"] = photos
     info["config"]["output_dir"] = f"runs/{args.name}"
@@ -77,7 +81,7 @@ def save_bundled(model, info: dict, args: argparse.Namespace) -> Path:
     info["validation_photos"] = [f"{photos}/{Path(p).name}" for p in info["validation_photos"]]
     folder = Path(args.output) / args.name
     folder.mkdir(parents=True, exist_ok=True)
-    save_model(model, folder / "model.safetensors", info, dtype=torch.float16)
+    save_model(model, folder / "model.safetensors", info, dtype=torch.float16, paintings=paintings)
     return folder
 
 
@@ -131,7 +135,8 @@ def bundle_multi(model, info: dict, args: argparse.Namespace) -> None:
     for record in info["styles"]:
         record["image"] = f"{STYLES}/{Path(record['image']).name}"
     info["config"]["style_images"] = [record["image"] for record in info["styles"]]
-    folder = save_bundled(model, info, args)
+    folder = save_bundled(model, info, args, {record["name"]: carry(record["image"], record["size"], LICENCE)
+                                              for record in info["styles"]})
     painting = {"title": f"{len(info['styles'])} paintings in one network (conditional instance norm)",
                 "artist": "Dumoulin et al. 2017, trained here", "year": 2017, "licence": LICENCE}
     styles = [{"name": record["name"],

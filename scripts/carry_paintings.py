@@ -1,10 +1,12 @@
-"""Make bundled models carry their paintings (fast_style.carried_paintings), weights untouched.
+"""Make models carry their paintings (fast_style.carried_paintings), weights untouched.
 
     python scripts/carry_paintings.py checkpoints/starry_night checkpoints/udnie ... \
-        --styles ../shared/data/styles
+        --styles ../shared/data/styles --licence "public domain (...)"
 
-For each model folder: every painting its model.json records (``style``, or each of ``styles``) is
-read from ``--styles`` by file name, resized to its style size, and written into model.safetensors
+Only for paintings whose licence allows a copy: the bundled ones are public domain; for a model of
+your own, say the licence of your painting. For each model folder: every painting its model.json
+records (``style``, or each of ``styles``) is read from ``--styles`` by file name (default: the path
+recorded), resized to its style size, and written into model.safetensors
 beside the stored weights, which are copied as stored (same dtype, same bytes: checked before the
 file is replaced); model.json keeps the old path as the record and gains the paintings' records;
 card.json's painting sections say what is carried. A model for any painting (adain) carries none
@@ -23,10 +25,6 @@ from fast_style.carried_paintings import carry, read_paintings, tensor_name
 from fast_style.checkpoint import METADATA_KEY, load_tensors, read_json, write_json, write_model_file
 from fast_style.model_file import read_header
 
-# Every bundled painting: the artist died more than 70 years ago and the work was published before 1929.
-LICENCE = "public domain (the artist died more than 70 years ago; the work was published before 1929)"
-
-
 def records_of(info: dict) -> list[dict]:
     """The painting records of a model.json: its one ``style``, or each of a multi-style model's ``styles``."""
     if isinstance(info.get("styles"), list):
@@ -41,7 +39,7 @@ def carried_section(name: str, painting) -> dict:
             "sha256": painting.record()["sha256"], "licence": painting.licence}
 
 
-def add_paintings(folder: Path, styles: Path) -> dict:
+def add_paintings(folder: Path, styles: Path | None, licence: str) -> dict:
     """Rewrite ``folder``'s model with its paintings carried; returns what was done."""
     path = folder / "model.safetensors"
     info = read_json(path.with_suffix(".json"))
@@ -51,8 +49,8 @@ def add_paintings(folder: Path, styles: Path) -> dict:
     header, _ = read_header(path)
     stored, _ = load_tensors(path)
     weights = {name: value for name, value in stored.items() if not name.startswith("painting.")}
-    paintings = {record["name"]: carry(styles / Path(record["image"]).name, record["size"], LICENCE,
-                                       source=record["image"]) for record in records}
+    paintings = {record["name"]: carry(styles / Path(record["image"]).name if styles else record["image"],
+                                       record["size"], licence, source=record["image"]) for record in records}
     info["model"] = json.loads(header[METADATA_KEY])["model"]
     temp = folder / "model.carrying.safetensors"
     write_model_file(temp, weights, info, paintings)
@@ -86,10 +84,11 @@ def update_card(card_path: Path, paintings: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path, help="bundled model folders (checkpoints/NAME)")
-    parser.add_argument("--styles", type=Path, required=True, help="the folder holding the paintings")
+    parser.add_argument("--styles", type=Path, help="the folder holding the paintings (default: their recorded paths)")
+    parser.add_argument("--licence", required=True, help="the paintings' licence, recorded beside each")
     args = parser.parse_args()
     for folder in args.folders:
-        print(json.dumps(add_paintings(folder, args.styles)))
+        print(json.dumps(add_paintings(folder, args.styles, args.licence)))
 
 
 if __name__ == "__main__":

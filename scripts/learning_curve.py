@@ -27,10 +27,11 @@ from pathlib import Path
 import torch
 
 from fast_style.checkpoint import read_model, write_json
-from fast_style.compare import run_gatys, score, trained_loss
+from fast_style.compare import run_gatys, score
 from fast_style.config import load_config, to_dict
 from fast_style.images import find_images, load_image
 from fast_style.losses import PerceptualLoss
+from fast_style.model_loss import trained_loss
 from fast_style.precision import resolve_precision
 from fast_style.stylize import Stylizer
 from fast_style.training.trainer import TrainConfig, Trainer

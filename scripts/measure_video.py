@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fast_style.compare import painting_path, trained_loss
+from fast_style.carried_paintings import read_paintings
 from fast_style.images import load_image
 from fast_style.losses import PerceptualLoss
+from fast_style.model_loss import trained_loss, trained_painting
 from fast_style.stylize import Options, load_stylizer, stylize_batch
 from fast_style.video.flicker import FlickerMeter, flicker
 from fast_style.video.stabilize import Stabilizer
@@ -65,9 +66,10 @@ def main() -> None:
     files = sorted(Path(args.photos).glob("*.png"))[:4]
     photos = [load_image(path).permute(1, 2, 0).mul(255).round().byte().numpy() for path in files]
     stylizer = load_stylizer(args.model, device="cpu", precision=args.precision)
-    config, style_size, trained_on = trained_loss(stylizer.metadata, args.model)
+    config, _, _ = trained_loss(stylizer.metadata, args.model)
     loss = PerceptualLoss.from_config(config)
-    loss.set_style(load_image(painting_path(None, trained_on), size=style_size).unsqueeze(0))
+    painting = trained_painting(stylizer.metadata, args.model, read_paintings(stylizer.path))
+    loss.set_style(painting.image.unsqueeze(0))
 
     def score(frames: list[np.ndarray], outputs: list[np.ndarray]) -> dict[str, float]:
         """Mean per-frame loss terms (frames scored one at a time: a batch would change nothing)."""

@@ -454,7 +454,7 @@ def test_ddp_two_processes_give_each_image_the_painting_one_process_would(shared
 
 
 def test_compare_finds_a_style_record_past_damaged_entries():
-    from fast_style.compare import trained_style
+    from fast_style.model_loss import trained_style
 
     record = {"name": "wave", "image": "wave.jpg", "size": 64}
     assert trained_style({"styles": ["damaged", 3, record]}, "m", "wave") is record

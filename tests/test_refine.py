@@ -8,20 +8,23 @@ an older model without its painting asks for --style in one line; a bad N writes
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
 
 from fast_style.bench.fixtures import random_transformer
 from fast_style.carried_paintings import carry, read_paintings, tensor_name
-from fast_style.checkpoint import CheckpointError, read_model, save_model
+from fast_style.checkpoint import CheckpointError, read_model, save_model, save_tensors
 from fast_style.config import to_dict
 from fast_style.images import image_to_tensor, load_image
-from fast_style.losses import LossConfig
-from fast_style.model_loss import Painting, build_loss, trained_loss
+from fast_style.losses import LossConfig, PerceptualLoss
+from fast_style.model_file import read_header
+from fast_style.model_loss import trained_loss
 from fast_style.models import resolve_model_path
 from fast_style.refine import MAX_STEPS
 from fast_style.stylize import load_stylizer
@@ -89,15 +92,15 @@ def photo_file(tmp_path: Path) -> Path:
     return path
 
 
-def model_loss_of(model: Path, painting: torch.Tensor):
-    """The model's own loss (as refinement rebuilds it) against ``painting``, in fp32, for scoring."""
-    info = read_model(model)[1]
-    config, _, _ = trained_loss(info, model)
-    return build_loss(config, [(Painting(painting, "p", "p"), config.style_weight)], precision="fp32",
-                      device=torch.device("cpu"), model=model)
+def model_loss_of(make_perceptual_loss, model: Path, painting: torch.Tensor) -> PerceptualLoss:
+    """The model's own loss, rebuilt from its metadata apart from refinement's code, against ``painting``."""
+    config, _, _ = trained_loss(read_model(model)[1], model)
+    loss = make_perceptual_loss(config)
+    loss.set_style(painting.unsqueeze(0))
+    return loss
 
 
-def score(loss, image: Image.Image, original: Image.Image) -> float:
+def score(loss: PerceptualLoss, image: Image.Image, original: Image.Image) -> float:
     with torch.no_grad():
         return loss(image_to_tensor(image).unsqueeze(0), content=image_to_tensor(original).unsqueeze(0)).as_floats()["loss"]
 
@@ -116,13 +119,14 @@ def test_refine_zero_is_the_network_picture_bit_for_bit(capsys, carrying: Path, 
     assert np.array_equal(np.asarray(stylizer.stylize(photo(), refine=0)), np.asarray(Image.open(plain)))
 
 
-def test_refine_lowers_the_models_own_loss_and_keeps_the_size(carrying: Path, painting: Path) -> None:
+def test_refine_lowers_the_models_own_loss_and_keeps_the_size(carrying: Path, painting: Path,
+                                                               make_perceptual_loss) -> None:
     """The API's refine=N: same size, and a lower loss (the model's, against its painting) than the network's."""
     stylizer = load_stylizer(carrying, device="cpu", precision="fp32")
     network = stylizer.stylize(photo())
     refined = stylizer.stylize(photo(), refine=4)
     assert refined.size == network.size
-    loss = model_loss_of(carrying, load_image(painting, size=STYLE_SIZE))
+    loss = model_loss_of(make_perceptual_loss, carrying, load_image(painting, size=STYLE_SIZE))
     assert score(loss, refined, photo()) < 0.9 * score(loss, network, photo())
 
 
@@ -159,8 +163,6 @@ def test_a_model_without_paintings_is_written_as_before(old_model: Path) -> None
 
 def flip_painting_byte(path: Path) -> None:
     """Change one pixel of the carried painting in place (the header, and so its checksum, untouched)."""
-    from fast_style.model_file import read_header
-
     header, entries = read_header(path)
     start = entries[tensor_name("stripes")]["data_offsets"][0]
     data = bytearray(path.read_bytes())
@@ -184,12 +186,8 @@ def test_a_tampered_painting_is_refused_in_one_line(capsys, carrying: Path, phot
 
 def test_an_undeclared_painting_tensor_is_refused(tmp_path: Path, painting: Path) -> None:
     """A painting tensor the header does not declare (so no checksum) is refused when the model loads."""
-    from fast_style.checkpoint import save_tensors
-
     model = random_transformer(0, ModelConfig(width=8, residual_blocks=1))
     path = save_model(model, tmp_path / "model.safetensors", metadata(str(painting)))
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as handle:
         header, tensors = handle.metadata(), {name: handle.get_tensor(name) for name in handle.keys()}
     tensors[tensor_name("stripes")] = torch.zeros(3, 8, 8, dtype=torch.uint8)
@@ -237,7 +235,7 @@ def no_shared_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return here
 
 
-def test_a_bundled_model_refines_without_shared_data(capsys, no_shared_data: Path) -> None:
+def test_a_bundled_model_refines_without_shared_data(capsys, no_shared_data: Path, make_perceptual_loss) -> None:
     """The bundled starry_night's painting is carried: refinement needs no file outside the repository, and
     lowers the model's loss against that painting."""
     model = resolve_model_path("starry_night")
@@ -248,7 +246,7 @@ def test_a_bundled_model_refines_without_shared_data(capsys, no_shared_data: Pat
     result = run(capsys, "stylize", "--model", "starry_night", "photo.png", "-o", "refined.png", "--device", "cpu",
                  "--precision", "fp32", "--refine", "3")
     assert result.status == 0, result.err
-    loss = model_loss_of(model, read_paintings(model)["starry_night"].image())
+    loss = model_loss_of(make_perceptual_loss, model, read_paintings(model)["starry_night"].image())
     assert score(loss, Image.open("refined.png"), source) < score(loss, Image.open("plain.png"), source)
 
 
@@ -271,3 +269,32 @@ def test_an_any_painting_model_refines_with_its_style(capsys, no_shared_data: Pa
     assert result.status == 0, result.err
     result = run(capsys, "stylize", "--model", "arbitrary", "photo.png", "-o", "none.png", "--refine", "2")
     assert result.status == 2 and "--style PAINTING" in result.err and not Path("none.png").exists()
+
+
+def test_compare_refine_rows_for_a_bundled_model_without_style(capsys, no_shared_data: Path) -> None:
+    """`compare --refine` without --style on a bundled model (its carried painting): rows network, network+N and
+    gatys-N per photo, in that order, in the report, the table, the HTML and the grid; network+N takes the
+    network's time plus its steps, and more steps score lower (snapshots of one refinement)."""
+    photo(48, 32).save("photo.png")
+    result = run(capsys, "compare", "--model", "starry_night", "photo.png", "--size", "48", "--steps", "2",
+                 "--refine", "1,3", "--output", "report", "--device", "cpu")
+    assert result.status == 0, result.err
+    report = json.loads(Path("report/report.json").read_text())
+    methods = ["network", "network+1", "network+3", "gatys-2"]
+    assert [row["method"] for row in report["results"]] == methods and report["refine"] == [1, 3]
+    assert report["style"]["image"].startswith("starry_night (carried by")
+    rows = {row["method"]: row for row in report["results"]}
+    assert rows["network"]["seconds"] < rows["network+1"]["seconds"] < rows["network+3"]["seconds"]
+    assert rows["network+3"]["loss"] < rows["network+1"]["loss"] < rows["network"]["loss"]
+    html = Path("report/report.html").read_text()
+    assert all(method in result.out and f"<td>{method}</td>" in html for method in methods)
+    grid = Image.open("report/grid.png")
+    assert grid.width % (2 + len(methods)) == 0
+
+
+def test_compare_refuses_a_bad_refine_list(capsys, no_shared_data: Path) -> None:
+    """A zero (or any bad item) in compare's list is one line naming it, with no report folder."""
+    photo(48, 32).save("photo.png")
+    result = run(capsys, "compare", "--model", "starry_night", "photo.png", "--refine", "5,0", "--output", "report")
+    assert result.status == 2 and "--refine 0" in result.err and "e.g. 5,10,20" in result.err
+    assert len(result.err.strip().splitlines()) == 1 and not Path("report").exists()
