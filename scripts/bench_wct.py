@@ -60,7 +60,7 @@ def transform_costs(stylizer, size: int, rounds: int) -> dict:
                 "apply_ms": 1e3 * median_seconds(
                     lambda: (colour @ whiten).float() @ pixels + mean, rounds),
                 "wct_total_ms": 1e3 * median_seconds(lambda: network.transfer(features, level), rounds),
-                "decoder_ms": 1e3 * median_seconds(lambda: network.decoder(level)(transformed), rounds),
+                "decoder_ms": 1e3 * median_seconds(lambda: network.decode(transformed, level), rounds),
             }
     return costs
 

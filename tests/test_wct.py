@@ -18,7 +18,7 @@ from fast_style.networks import get_kind
 from fast_style.networks.adain import decoder as adain_decoder
 from fast_style.networks.adain import encoder_record
 from fast_style.networks.wct import (WctConfig, WctNet, colouring_statistics, layer, level_decoder, mix_statistics,
-                                     wct)
+                                     rescaled_first_conv, wct)
 from fast_style.vgg import LossNetworkConfig, VGGFeatures
 
 pytestmark = pytest.mark.usefixtures("one_thread", "cached_vgg")
@@ -102,7 +102,7 @@ def test_alpha_zero_gives_the_decoders_reconstruction(network: WctNet) -> None:
     with torch.no_grad():
         image = photo
         for level in (2, 1):
-            image = network.decoder(level)(network.encode(image, level)).clamp(0, 1)
+            image = network.decode(network.encode(image, level), level).clamp(0, 1)
         torch.testing.assert_close(network(photo), image, atol=1e-6, rtol=0)
         network.set_style([(random_image(48, 64, 1), 1.0)], alpha=1.0)
         assert (network(photo) - image).abs().max() > 1e-3
@@ -141,6 +141,11 @@ def test_tiled_equals_untiled(network: WctNet) -> None:
 def test_level_four_decoder_is_the_adain_decoder_so_it_can_seed_it() -> None:
     shapes = lambda module: {name: value.shape for name, value in module.state_dict().items()}  # noqa: E731
     assert shapes(level_decoder(4, 8)) == shapes(adain_decoder(8))
+    adain, seeded = adain_decoder(8), level_decoder(4, 8)
+    seeded.load_state_dict(rescaled_first_conv(adain.state_dict(), 255.0))
+    features = 100 * torch.rand(1, 512, 3, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # wct decoders take the features / 255: the seeded one is the adain decoder's function
+        torch.testing.assert_close(seeded(features / 255), adain(features), atol=1e-4, rtol=1e-4)
     out = level_decoder(3, 4)(torch.zeros(1, 256, 5, 6))
     assert out.shape == (1, 3, 20, 24)
 

@@ -46,6 +46,11 @@ DECODER_HALO = 6  # feature positions: above every decoder's receptive field (un
 # Eigenvalues below this fraction of the largest are dropped (whitened and coloured to zero): their
 # directions are numerical noise or dead channels, and dividing by their roots would amplify that noise.
 EIGEN_FLOOR = 1e-6
+# Caffe-convention VGG features are on the 0-255 pixel scale (relu1_1 reaches hundreds); the decoders see
+# them divided by 255, so that their weights are of the size Adam's steps suit. With this scale at 1, a
+# relu1_1 decoder was still 7x off the photo after 300 steps: the weights it needs (~1e-3) are a few of
+# Adam's steps of 3e-4 wide. WCT itself does not care: it is the same at any scale.
+CAFFE_INPUT_SCALE = 1 / 255
 
 
 def layer(level: int) -> str:
@@ -170,6 +175,13 @@ def level_decoder(level: int, width: int = 64) -> Decoder:
     return Decoder(*layers)
 
 
+def rescaled_first_conv(state: dict[str, torch.Tensor], factor: float) -> dict[str, torch.Tensor]:
+    """A decoder's tensors with its first conv's weights times ``factor``: the same function of features
+    ``factor`` times smaller. Moves the relu4_1 decoder between adain (unscaled features) and wct
+    (features times :attr:`WctNet.input_scale`)."""
+    return {**state, "1.weight": state["1.weight"] * factor}
+
+
 class LevelEncoder(nn.Module):
     """The shared VGG19 as a one-input stage returning relu{level}_1 (what tiling needs)."""
 
@@ -203,9 +215,17 @@ class WctNet(nn.Module):
             self.register_buffer(f"style_mean_{level}", None, persistent=False)
             self.register_buffer(f"style_colour_{level}", None, persistent=False)
         self.alpha = 1.0
+        self.input_scale = CAFFE_INPUT_SCALE if encoder.convention == "caffe" else 1.0
 
     def decoder(self, level: int) -> Decoder:
         return self.decoders[str(level)]
+
+    def decoder_input(self, features: torch.Tensor) -> torch.Tensor:
+        """Features as the decoders take them (see :data:`CAFFE_INPUT_SCALE`)."""
+        return features * self.input_scale
+
+    def decode(self, features: torch.Tensor, level: int) -> torch.Tensor:
+        return self.decoder(level)(self.decoder_input(features))
 
     def encode(self, image: torch.Tensor, level: int) -> torch.Tensor:
         return self.encoder(image, [layer(level)])[layer(level)]
@@ -260,7 +280,7 @@ class WctNet(nn.Module):
         image = pad_to(photo, stride(self.config.deepest))
         for level in self.config.levels:
             # Clamped between levels: the next encoder expects a picture, as the decoders were trained on.
-            image = self.decoder(level)(self.transfer(self.encode(image, level), level)).clamp(0.0, 1.0)
+            image = self.decode(self.transfer(self.encode(image, level), level), level).clamp(0.0, 1.0)
         return image[..., :height, :width]
 
 
@@ -307,8 +327,8 @@ class WCT:
             step = stride(level)
             features = run_stage_tiled(LevelEncoder(network.encoder, level), image, tile, ENCODER_HALOS[level],
                                        align=step)
-            image = run_stage_tiled(network.decoder(level), network.transfer(features, level), tile // step,
-                                    DECODER_HALO, align=1).clamp(0.0, 1.0)
+            image = run_stage_tiled(network.decoder(level), network.decoder_input(network.transfer(features, level)),
+                                    tile // step, DECODER_HALO, align=1).clamp(0.0, 1.0)
         return image[..., :height, :width]
 
     def bytes_per_pixel(self, network: WctNet, element: int) -> int:

@@ -24,7 +24,7 @@ from fast_style.errors import FastStyleError, naming
 from fast_style.images import find_images
 from fast_style.losses import LossTerms, PerceptualLoss, relative_error
 from fast_style.networks.adain import AdaINNet, encoder_record
-from fast_style.networks.wct import ARCHITECTURE, LEVELS, WctConfig, WctNet, layer
+from fast_style.networks.wct import ARCHITECTURE, LEVELS, WctConfig, WctNet, layer, rescaled_first_conv
 from fast_style.training.adain import COMPARISON_LOSS, load_painting
 from fast_style.training.tasks import register
 from fast_style.vgg import build_loss_network, describe
@@ -113,7 +113,7 @@ class WctTask:
         path = self.settings.init_from
         network, _ = self._read(path, "init_from")
         if isinstance(network, AdaINNet) and self.level == 4:
-            return network.decoder.state_dict()
+            return rescaled_first_conv(network.decoder.state_dict(), 1 / self.network.input_scale)
         if isinstance(network, WctNet) and self.level in network.config.levels:
             return network.decoder(self.level).state_dict()
         raise FastStyleError(f"wct.init_from={path}: holds no relu{self.level}_1 decoder (a wct model with that "
@@ -140,7 +140,7 @@ class WctTask:
         """Per-image loss terms of one step: decode the photos' features, compare with features and photos."""
         with torch.no_grad():
             target = self.loss.network(photos, [layer(self.level)])[layer(self.level)]
-        output = forward(target)
+        output = forward(self.network.decoder_input(target))
         terms = score(output, content_targets={layer(self.level): target})
         return replace(terms, pixel=self.settings.pixel_weight * relative_error(output, photos))
 
@@ -153,7 +153,7 @@ class WctTask:
         with self.loss.network.computing("fp32"):
             for index, photo in enumerate(photos.to(self.device).split(1)):
                 target = self.loss.network(photo, [layer(self.level)])[layer(self.level)]
-                output = self.model(target).float()
+                output = self.model(self.network.decoder_input(target)).float()
                 terms = self.loss(output, content_targets={layer(self.level): target})
                 scores.append(replace(terms, pixel=self.settings.pixel_weight * relative_error(output, photo)).as_floats())
                 reconstructions.append(output.clamp(0, 1).cpu())
