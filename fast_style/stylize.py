@@ -371,10 +371,11 @@ def check_finite_output(result: torch.Tensor, photos: torch.Tensor | None = None
         raise FastStyleError("the model produced NaN or infinite pixels; its weights are broken (too large "
                              "or altered): retrain or re-download it")
     if photos is not None and result.numel():
-        levels = result[:, :3].mul(255.0).round().flatten(2)
+        levels = result[:, :3].mul(255.0).round().flatten(2)  # (B, 3, pixels) in 8-bit levels
         flat = (levels.amax(-1) == levels.amin(-1)).all(-1)
-        varied = photos[:, :3].flatten(1).to(result.device).float().aminmax(dim=-1)
-        if bool((flat & (varied.max - varied.min > 2 / 255)).any()):
+        spread = photos[:, :3].flatten(2).to(result.device).float().aminmax(dim=-1)  # per channel, over pixels
+        varied = ((spread.max - spread.min) > 8 / 255).any(-1)  # a photo with something in it
+        if bool((flat & varied).any()):
             raise FastStyleError("the model turned the photo into one flat colour; its weights are broken (too "
                                  "large or altered): retrain or re-download it")
 
