@@ -13,15 +13,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fast_style.checkpoint import read_model, read_json
+from fast_style.checkpoint import read_json, read_model
 from fast_style.config import load_config
-from fast_style.training.data import DataError, StepBatchSampler, coco_image_paths
-from fast_style.networks import get_kind
-from fast_style.training import log as train_log
 from fast_style.precision import auto_precision
-from fast_style.training.trainer import TrainConfig, Trainer, training_memory_format
+from fast_style.training import log as train_log
+from fast_style.training.data import DataError, StepBatchSampler, coco_image_paths
 from fast_style.training.log import duration
 from fast_style.training.state import latest_checkpoint, verify
+from fast_style.training.tasks import TASKS
+from fast_style.training.trainer import TrainConfig, Trainer, training_memory_format
 from fast_style.transformer import ConvLayer, TransformerNet
 
 
@@ -153,16 +153,15 @@ def test_validation_images_in_tensorboard(shared_data, tmp_path):
 def test_a_task_naming_trainable_parameters_trains_only_those(shared_data, tmp_path, monkeypatch):
     """A task's optional trainable_parameters(): the optimiser holds those alone, so the rest of the
     model keeps its initial weights."""
-    johnson = get_kind("johnson2016")
-    real_training = johnson.training
+    real_task = TASKS["johnson2016"]
 
     def decoder_only(config, device, memory_format):
-        task = real_training(config, device, memory_format)
+        task = real_task(config, device, memory_format)
         task.trainable_parameters = lambda: [p for name, p in task.model.named_parameters()
                                              if name.startswith("decoder.")]
         return task
 
-    monkeypatch.setattr(johnson, "training", decoder_only)
+    monkeypatch.setitem(TASKS, "johnson2016", decoder_only)
     trainer = Trainer(load_config(TrainConfig, None, tiny(shared_data, tmp_path / "run", steps=2, **{
         "data.folder": shared_data / "coco_sample" / "val2017", "validation.every": 0})))
     initial = {name: value.detach().clone() for name, value in trainer.model.state_dict().items()}
