@@ -277,11 +277,15 @@ def _coerce(hint: Any, value: Any, *, source: str, key: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        errors = []
         for arg in (a for a in args if a is not type(None)):
             try:
                 return _coerce(arg, value, source=source, key=key)
-            except ConfigError:
-                continue
+            except ConfigError as error:
+                errors.append((arg, error))
+        for arg, error in errors:  # a list or section of the right shape: its own error names the key inside
+            if _shaped_like(arg, value):
+                raise error from None
         raise fail
     if origin is Literal:
         if value in args:
@@ -324,6 +328,17 @@ def _coerce(hint: Any, value: Any, *, source: str, key: str) -> Any:
             return str(value)
         raise fail
     raise fail
+
+
+def _shaped_like(hint: Any, value: Any) -> bool:
+    """Whether ``value`` has the shape of ``hint`` (a list for a list, a mapping for a section or a mapping,
+    a float for a number), so that its own error, naming the entry and key inside, is the one worth showing."""
+    origin = typing.get_origin(hint)
+    if isinstance(value, dict):
+        return dataclasses.is_dataclass(hint) or origin is dict
+    if isinstance(value, float):  # nan or inf for a number: "must be a finite number" says why
+        return hint is float
+    return isinstance(value, list) and origin is list
 
 
 def _check_bounds(field: dataclasses.Field, value: Any, *, source: str, key: str) -> None:

@@ -465,3 +465,99 @@ def test_cli_restores_the_sigterm_handler() -> None:
     with cli.sigterm_unwinds():
         assert signal.getsignal(signal.SIGTERM) is not before
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+# ----------------------------------------------------------------------------- training options
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(2):
+        noise(40, 36, seed=10 + index).save(folder / f"p{index}.jpg", quality=95)
+    return folder
+
+
+def multi_args(photos: Path, output: Path, paintings: list[Path], *extra: str) -> list[object]:
+    from test_hostile_inputs import TINY_TRAIN
+
+    return ["train", f"style_images=[{', '.join(map(str, paintings))}]", f"data.folder={photos}",
+            f"output_dir={output}", "steps=2", *TINY_TRAIN, *extra]
+
+
+def test_stability_with_several_paintings_is_refused_naming_the_key(capsys, work, photos) -> None:
+    output = work / "run"
+    result = run(capsys, *multi_args(photos, output, [work / "painting.png", work / "other.png"],
+                                     "stability.weight=30"))
+    assert_refused(result, "train", "stability.weight=30", "style_images")
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("entry, words", [
+    ("{{image: {painting}, style_weight: .nan}}", "style_images[1].style_weight' must be a finite number"),
+    ("{{image: {painting}, style_weight: abc}}", "style_images[1].style_weight' must be a number"),
+    ("{{image: {painting}, size: big}}", "style_images[1].size' must be an integer"),
+    ("{{image: {painting}, colour: red}}", "unknown key 'style_images[1].colour'")])
+def test_a_bad_style_images_entry_names_the_entry_and_the_key(capsys, work, photos, entry, words) -> None:
+    from test_hostile_inputs import TINY_TRAIN
+
+    output = work / "run"
+    listed = f"[{work / 'other.png'}, {entry.format(painting=work / 'painting.png')}]"
+    result = run(capsys, "train", f"style_images={listed}", f"data.folder={photos}", f"output_dir={output}",
+                 "steps=1", *TINY_TRAIN)
+    assert_refused(result, "train", words)
+    assert not output.exists()
+
+
+def test_resuming_several_paintings_compares_files_not_names(capsys, work, photos) -> None:
+    """The same files through a symlinked folder resume; the same paintings in another order do not
+    (each painting owns the row of its place in style_images)."""
+    paintings = [work / "painting.png", work / "other.png"]
+    output = work / "run"
+    assert run(capsys, *multi_args(photos, output, paintings, "checkpoint_every=1")).status == 0
+    (output / "model.safetensors").unlink()
+    before = snapshot(output)
+    reordered = run(capsys, *multi_args(photos, output, paintings[::-1], "steps=3"))
+    assert_refused(reordered, "train", "from another run", "reordered", "painting 0 is now")
+    assert snapshot(output) == before
+    (work / "alias").symlink_to(work, target_is_directory=True)
+    aliased = [work / "alias" / path.name for path in paintings]
+    resumed = run(capsys, *multi_args(photos, output, aliased, "steps=3"))
+    assert resumed.status == 0, resumed.err
+    assert "after 3 steps" in resumed.out
+
+
+def limited_train(work: Path, photos: Path, output: Path, limit: int) -> subprocess.CompletedProcess:
+    """``fast-style train`` in a child process whose files may grow to ``limit`` bytes (RLIMIT_FSIZE):
+    past it a write fails with EFBIG ("File too large"), as on a full disk."""
+    import resource
+
+    from test_hostile_inputs import TINY_TRAIN
+
+    def limit_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    arguments = ["train", f"style_image={work / 'painting.png'}", f"data.folder={photos}", f"output_dir={output}",
+                 "steps=2", *TINY_TRAIN, "checkpoint_every=1"]
+    return subprocess.run([sys.executable, "-m", "fast_style.cli", *arguments], capture_output=True, text=True,
+                          timeout=300, preexec_fn=limit_files, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_a_file_size_limit_while_checkpointing_is_a_warning_and_training_goes_on(work, photos) -> None:
+    """The tiny network's model file is about 41 KB, a checkpoint's optimiser state about 90 KB."""
+    output = work / "run"
+    done = limited_train(work, photos, output, 60_000)
+    assert done.returncode == 0, done.stderr
+    said = done.stdout + done.stderr  # the training log's warnings go to stdout
+    assert "warning: could not write the step 1 checkpoint" in said and "File too large" in said
+    assert "Traceback" not in done.stderr + done.stdout
+    assert (output / "model.safetensors").is_file() and not temp_files(output)
+
+
+def test_a_file_size_limit_for_the_model_itself_is_one_line(work, photos) -> None:
+    output = work / "run"
+    done = limited_train(work, photos, output, 20_000)
+    assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout
+    assert done.stderr.strip().splitlines()[-1].startswith("fast-style train: error:")
+    assert "File too large" in done.stderr and not temp_files(output)

@@ -205,6 +205,48 @@ def _flatten(data: dict, cls: type, prefix: str = "") -> dict[str, object]:
     return flat
 
 
+def same_painting(then: str, now: str) -> bool:
+    """Two paths name the same painting: one file (through symlinks, a symlinked folder, hard links) or
+    two files with the same bytes (a copy)."""
+    if same_file(then, now):
+        return True
+    try:
+        return Path(then).read_bytes() == Path(now).read_bytes()
+    except OSError:
+        return False
+
+
+def _painting_entry(entry: Any) -> tuple[Any, Any, Any]:
+    """A ``style_images`` entry as (image, size, style_weight): a path, or its mapping form."""
+    if isinstance(entry, dict):
+        return entry.get("image"), entry.get("size"), entry.get("style_weight")
+    return entry, None, None
+
+
+def paintings_difference(then: list, now: list) -> str | None:
+    """What differs between the recorded and the current ``style_images`` (None: the same paintings, in
+    the same order, by file not by name): a multi-style network's rows follow that order, so a reordered
+    list is another run."""
+    was = f"style_images was {show(then)}, now {show(now)}"
+    if len(then) != len(now):
+        return f"{was}: {len(then)} paintings, now {len(now)}"
+    old, new = [_painting_entry(entry) for entry in then], [_painting_entry(entry) for entry in now]
+
+    def same(a: tuple, b: tuple) -> bool:
+        return (isinstance(a[0], str) and isinstance(b[0], str) and same_painting(a[0], b[0])
+                and a[1:] == b[1:])
+
+    changed = [index for index, (a, b) in enumerate(zip(old, new)) if not same(a, b)]
+    if not changed:
+        return None
+    index = changed[0]
+    moved = [place for place, entry in enumerate(old) if same(entry, new[index])]
+    if moved:
+        return (f"{was}: reordered, painting {index} is now {show(new[index][0])}, painting {moved[0]} before "
+                "(each painting owns the row of its place)")
+    return f"{was}: painting {index} was {show(then[index])}, now {show(now[index])}"
+
+
 def check_same_run(checkpoint: Path, config: Any, output_dir: Path) -> None:
     """Refuse to resume ``checkpoint`` with a config (a TrainConfig) whose painting, loss, sizes or
     network differ.
@@ -222,7 +264,12 @@ def check_same_run(checkpoint: Path, config: Any, output_dir: Path) -> None:
     for key in sorted(set(then) & set(now)):
         if then[key] == now[key]:
             continue
-        if key == "style_image" and isinstance(then[key], str) and now[key] and same_file(then[key], now[key]):
+        if key == "style_image" and isinstance(then[key], str) and now[key] and same_painting(then[key], now[key]):
+            continue
+        if key == "style_images" and isinstance(then[key], list) and isinstance(now[key], list):
+            difference = paintings_difference(then[key], now[key])
+            if difference:
+                differences.append(difference)
             continue
         differences.append(f"{key} was {show(then[key])}, now {show(now[key])}")
     if differences:

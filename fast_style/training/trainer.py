@@ -117,16 +117,20 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 
 def training_architecture(config: TrainConfig) -> str:
-    """The kind of network a config trains: ``style_images`` (several paintings) means johnson2016_multi."""
-    if config.style_images is not None and config.architecture == "johnson2016":
-        return "johnson2016_multi"
-    if config.architecture != "johnson2016_multi" and (config.init_from or config.trainable != "all"):
+    """The kind of network a config trains: ``style_images`` (several paintings) means johnson2016_multi.
+    Options the resolved kind cannot train are refused here, naming the key (a value accepted and then
+    silently ignored would still be recorded in model.json as if it had been used)."""
+    architecture = config.architecture
+    if config.style_images is not None and architecture == "johnson2016":
+        architecture = "johnson2016_multi"
+    elif architecture != "johnson2016_multi" and (config.init_from or config.trainable != "all"):
         raise FastStyleError("init_from and trainable=norm add paintings to a multi-style network: list the new "
                              "paintings in style_images=[a.jpg, ...]")
-    if config.stability.weight and config.architecture != "johnson2016":
-        raise FastStyleError(f"stability.weight trains johnson2016 networks only, not {config.architecture}: "
-                             "set stability.weight=0")
-    return config.architecture
+    if config.stability.weight and architecture != "johnson2016":
+        several = " (style_images: several paintings)" if architecture == "johnson2016_multi" else ""
+        raise FastStyleError(f"stability.weight trains johnson2016 networks only, not {architecture}{several}; "
+                             f"got stability.weight={config.stability.weight!r}: set stability.weight=0")
+    return architecture
 
 
 def training_memory_format(channels_last: bool | str, device: torch.device) -> torch.memory_format:
