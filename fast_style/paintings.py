@@ -49,7 +49,8 @@ def normalised_weights(weights: Sequence[float], text: str) -> list[float]:
             raise FastStyleError(f"--style {shown}: weight {weight!r} is negative; weights must be 0 or more")
     largest = max(weights, default=0.0)
     if not largest > 0:
-        raise FastStyleError(f"--style {shown}: give at least one weight above 0")
+        raise FastStyleError(f"--style {shown}: give at least one style with a weight above 0 (weights must not "
+                             "all be 0)")
     scaled = [weight / largest for weight in weights]
     total = math.fsum(scaled)
     return [weight / total for weight in scaled]
@@ -79,8 +80,6 @@ def parse_weighted(text: str, example: str, is_name: Callable[[str], bool] | Non
         except ValueError:
             raise FastStyleError(f"--style {shown}: {clipped(weight)!r} is not a weight; write {example}") from None
         pairs.append((name.strip(), value))
-    if not pairs:
-        raise FastStyleError(f"--style {shown}: names nothing; write {example}")
     weights = normalised_weights([value for _, value in pairs], text)
     return [(name, weight) for (name, _), weight in zip(pairs, weights)]
 

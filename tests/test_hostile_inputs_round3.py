@@ -182,6 +182,16 @@ def test_a_declared_canvas_past_the_image_limit_is_refused_before_decoding(capsy
     assert snapshot(work) == before
 
 
+def test_a_video_declaring_frames_past_the_image_limit_is_refused_before_decoding(capsys, work) -> None:
+    """A YUV4MPEG2 header is plain text: a few bytes declare 20000x10000 frames (200 M pixels)."""
+    source = work / "huge.y4m"
+    source.write_bytes(b"YUV4MPEG2 W20000 H10000 F12:1 Ip A1:1 C420jpeg\nFRAME\n" + bytes(64))
+    before = snapshot(work)
+    result = run(capsys, "video", "--model", "wave", source, "-o", work / "out.mp4")
+    assert_refused(result, "video", "huge.y4m", "declares frames of 20000x10000", "pixel limit")
+    assert snapshot(work) == before
+
+
 @pytest.mark.parametrize("width, height, size, suffix, words", [
     (64, 48, 16384, ".mp4", "pixel limit"), (64, 48, 100000, ".mp4", "pixel limit"),
     (64, 8, 20000, ".webp", "at most 16383 px"), (64, 8, 20000, ".mp4", "at most 16384 px")])
@@ -354,6 +364,18 @@ def test_huge_weights_are_an_even_mix_not_an_overflow(capsys, work, model, huge,
     assert big.std() > 5  # a picture, not one colour
 
 
+def test_huge_weights_through_the_python_api_are_an_even_mix(work) -> None:
+    """Stylizer.set_style with (painting, weight) pairs skips the --style parser: the network normalises."""
+    from fast_style.stylize import load_stylizer
+
+    stylizer = load_stylizer("arbitrary", device="cpu", precision="fp32")
+    photo = Image.open(work / "photo.png")
+    paintings = [work / "painting.png", work / "other.png"]
+    plain = np.asarray(stylizer.stylize(photo, style=[(path, 1.0) for path in paintings]))
+    huge = np.asarray(stylizer.stylize(photo, style=[(path, 1e308) for path in paintings]))
+    assert np.array_equal(plain, huge) and huge.std() > 5
+
+
 def test_a_tiny_weight_is_still_a_whole_style(capsys, work) -> None:
     tiny = stylized(capsys, work, "multi_style", "wave=1e-46", "tiny.png")
     assert np.array_equal(tiny, stylized(capsys, work, "multi_style", "wave", "wave.png"))
@@ -364,7 +386,7 @@ def test_a_tiny_weight_is_still_a_whole_style(capsys, work) -> None:
     ("multi_style", "wave=nan,udnie=1", "weight nan is not a finite number"),
     ("multi_style", "wave=1e400", "weight inf is not a finite number"),
     ("multi_style", "wave=-1,udnie=2", "weight -1.0 is negative"),
-    ("multi_style", "wave=0,udnie=0", "at least one weight above 0"),
+    ("multi_style", "wave=0,udnie=0", "at least one style with a weight above 0"),
     ("arbitrary", "{painting}=inf", "weight inf is not a finite number"),
     ("arbitrary", "{painting}=abc", "'abc' is not a weight")])
 def test_bad_weights_say_what_was_typed_not_that_the_model_is_broken(capsys, work, model, style, words) -> None:

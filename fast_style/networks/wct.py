@@ -31,7 +31,7 @@ from fast_style.config import positive
 from fast_style.errors import FastStyleError
 from fast_style.networks.adain import Decoder, build_encoder, conv
 from fast_style.networks.registry import ExportSpec, register
-from fast_style.paintings import check_alpha
+from fast_style.paintings import check_alpha, normalised_weights
 from fast_style.tiling import check_tile, run_stage_tiled
 from fast_style.vgg import VGGFeatures
 
@@ -105,11 +105,11 @@ def mix_statistics(statistics: Sequence[tuple[tuple[torch.Tensor, torch.Tensor],
     WCT's output is linear in the mean and the colouring matrix, so WCT with the mixed statistics is the
     same weighted sum of each painting's WCT output (Li et al.'s interpolation), at the cost of one.
     """
-    total = sum(weight for _, weight in statistics)
-    if min(weight for _, weight in statistics) < 0 or total <= 0:
-        raise FastStyleError("--style weights must be 0 or more and not all 0")
-    mean = sum(weight / total * stats[0] for stats, weight in statistics)
-    colour = sum(weight / total * stats[1] for stats, weight in statistics)
+    # Finite, not negative, normalised largest first: 1e308 twice is an even mix, not inf / inf.
+    weights = normalised_weights([float(weight) for _, weight in statistics],
+                                 ",".join(f"{weight!r}" for _, weight in statistics))
+    mean = sum(weight * stats[0] for (stats, _), weight in zip(statistics, weights))
+    colour = sum(weight * stats[1] for (stats, _), weight in zip(statistics, weights))
     return mean, colour
 
 
