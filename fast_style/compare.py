@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import torch
 
 from fast_style.carried_paintings import read_paintings
-from fast_style.compare_report import average, cell_label, times_faster, write_report
+from fast_style.compare_report import REPORT_FILES, average, cell_label, times_faster, write_report
 from fast_style.config import to_dict
 from fast_style.errors import FastStyleError, naming
 from fast_style.images import find_images, load_image, open_image, save_image, tensor_to_image
@@ -164,9 +164,11 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
     paths = find_images([str(photo) for photo in photos], exclude=[output])
     methods = ["network", *[f"network+{n}" for n in refine], *[f"gatys-{n}" for n in steps]]
     # Per-photo results are never a photo or a special file (the command checks the report files).
-    check_output_folder(output, [f"images/{stem}_{method}.png" for stem in unique_stems(paths) for method in methods],
-                        inputs=[*paths, style], overwrite=True)
+    results_files = [f"images/{stem}_{method}.png" for stem in unique_stems(paths) for method in methods]
+    check_output_folder(output, results_files, inputs=[*paths, style], overwrite=True)
     painting = compared_painting(stylizer, model, style, style_name, style_size)
+    # The painting model.json names (its label, where it came from a file) is an input too.
+    check_output_folder(output, [*REPORT_FILES, *results_files], inputs=[painting.label], overwrite=True)
     if stylizer.kind.takes_style:  # the network sees the same painting the loss scores against
         stylizer.set_style([(painting.image, 1.0)])
     loss = build_loss(config, [(painting, config.style_weight)], precision=resolved.name, device=torch_device,

@@ -130,6 +130,19 @@ def test_compare_never_writes_a_report_over_the_model_json(capsys, work) -> None
     assert snapshot(work) == before
 
 
+def test_compare_never_writes_over_the_painting_model_json_names(capsys, work) -> None:
+    from test_hostile_inputs import write_model
+
+    (work / "out").mkdir()
+    noise(40, 40, seed=11).save(work / "out" / "grid.png")  # the trained-on painting has a report file's name
+    model = write_model(work / "model" / "model.safetensors", work / "out" / "grid.png")
+    before = snapshot(work)
+    result = run(capsys, "compare", work / "photo.png", "--model", model, "--output", work / "out", "--overwrite",
+                 "--steps", "1", "--size", "32")
+    assert_refused(result, "compare", "is also an input", "grid.png")
+    assert snapshot(work) == before
+
+
 def test_video_refuses_an_empty_output_and_one_without_a_suffix(capsys, work) -> None:
     before = snapshot(work)
     assert_refused(run(capsys, "video", "--model", "wave", work / "clip.mp4", "-o", ""), "video", "--output is empty")
