@@ -67,8 +67,9 @@ class TrainConfig:
     style_image: str | None = None  # johnson2016: the one painting
     # johnson2016_multi: several paintings in one network, each a path or {image, size, style_weight}
     style_images: list[str | StylePainting] | None = None
-    init_from: str | None = None  # johnson2016_multi: a trained model (path or bundled name) to add paintings to
-    trainable: Literal["all", "norm"] = "all"  # norm: train only the style_images paintings' norm rows
+    # johnson2016(_multi): a trained model (path or bundled name) to start from (one painting) or add paintings to
+    init_from: str | None = None
+    trainable: Literal["all", "norm"] = "all"  # norm: train only the norms (the new paintings' rows)
     style_assignment: StyleAssignment = "per_image"  # johnson2016_multi: which painting each image is trained with
     style_folder: str | None = None  # adain: a folder of paintings (searched recursively)
     style_size: int = side(512)  # the painting's longer side in pixels when its Gram targets are taken
@@ -123,9 +124,9 @@ def training_architecture(config: TrainConfig) -> str:
     architecture = config.architecture
     if config.style_images is not None and architecture == "johnson2016":
         architecture = "johnson2016_multi"
-    elif architecture != "johnson2016_multi" and (config.init_from or config.trainable != "all"):
-        raise FastStyleError("init_from and trainable=norm add paintings to a multi-style network: list the new "
-                             "paintings in style_images=[a.jpg, ...]")
+    elif architecture not in ("johnson2016", "johnson2016_multi") and (config.init_from or config.trainable != "all"):
+        raise FastStyleError(f"init_from and trainable=norm start johnson2016 networks (one painting or several) "
+                             f"from a trained one, not {architecture} networks: remove them")
     if config.stability.weight and architecture != "johnson2016":
         several = " (style_images: several paintings)" if architecture == "johnson2016_multi" else ""
         raise FastStyleError(f"stability.weight trains johnson2016 networks only, not {architecture}{several}; "
