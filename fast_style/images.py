@@ -274,6 +274,8 @@ def find_images(inputs: Sequence[str | Path], exclude: Sequence[str | Path] = ()
             paths = _scan_folder(path, excluded)
             if not paths:
                 raise ImageError(f"no images found in {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        elif kind_of(path) is not None:  # a FIFO or a device: never read, and not a pattern either
+            raise ImageError(f"{item}: is {kind_of(path)}, not an image; pass image files, folders or patterns")
         else:
             paths = sorted(Path(match) for match in glob.glob(str(item), recursive=True)
                            if Path(match).suffix.lower() in IMAGE_SUFFIXES and Path(match).is_file()

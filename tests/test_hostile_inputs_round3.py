@@ -473,6 +473,12 @@ def test_a_fifo_or_a_folder_as_the_painting_is_named_as_such(capsys, work, kind,
     assert "not found" not in line and "empty" not in line
 
 
+def test_a_fifo_as_a_photo_is_named_as_such(capsys, work) -> None:
+    os.mkfifo(work / "photo2.png")
+    assert_refused(run(capsys, "stylize", "--model", "wave", work / "photo2.png", "-o", work / "out"), "stylize",
+                   "is a FIFO")
+
+
 @pytest.mark.parametrize("name, start", [("model.pt", b"\x80\x00"), ("model.pt", b"\x13\x37"),
                                          ("model.safetensors", b"\x80\x00")])
 def test_random_bytes_as_a_model_are_not_called_a_pickle(capsys, work, name, start) -> None:
