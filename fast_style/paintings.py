@@ -79,6 +79,9 @@ def parse_weighted(text: str, example: str, is_name: Callable[[str], bool] | Non
             value = float(weight)
         except ValueError:
             raise FastStyleError(f"--style {shown}: {clipped(weight)!r} is not a weight; write {example}") from None
+        if not math.isfinite(value):  # quoted as typed: 1e309 is what the user wrote, inf what it became
+            raise FastStyleError(f"--style {shown}: weight {clipped(weight.strip())} is not a finite number; give "
+                                 "weights such as a=0.7,b=0.3")
         pairs.append((name.strip(), value))
     weights = normalised_weights([value for _, value in pairs], text)
     return [(name, weight) for (name, _), weight in zip(pairs, weights)]
