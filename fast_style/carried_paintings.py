@@ -27,7 +27,7 @@ import torch
 
 from fast_style import model_file
 from fast_style.images import open_image, resize_longer_side
-from fast_style.model_file import CheckpointError
+from fast_style.model_file import METADATA_KEY, CheckpointError
 
 PAINTING_PREFIX = "painting."  # tensor names of carried paintings: painting.<name>
 
@@ -74,8 +74,6 @@ def read_paintings(path: Path) -> dict[str, CarriedPainting]:
     """Every painting ``path`` (a model.safetensors) carries, by name, each checked against its checksum;
     empty for a model that carries none (written before models carried paintings)."""
     from safetensors import safe_open
-
-    from fast_style.checkpoint import METADATA_KEY
 
     header, entries = model_file.read_header(path)
     try:

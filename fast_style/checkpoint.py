@@ -17,23 +17,20 @@ import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from fast_style import model_file, safety
+from fast_style.carried_paintings import PAINTING_PREFIX, CarriedPainting, tensor_name
 from fast_style.images import atomic_output, atomic_write_bytes
-from fast_style.model_file import CheckpointError
+from fast_style.model_file import METADATA_KEY, CheckpointError
 from fast_style.networks import get_kind, kind_of
-
-if TYPE_CHECKING:
-    from fast_style.carried_paintings import CarriedPainting
 
 MODEL_FORMAT = "fast_style.model"
 FORMAT_VERSION = 2  # the newest this fast_style reads; v2 files may carry paintings
 PLAIN_VERSION = 1  # what a model carrying no painting is written as (readable by every version)
-METADATA_KEY = "fast_style"
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -119,8 +116,6 @@ def write_model_file(path: Path, weights: Mapping[str, torch.Tensor], info: dict
                      paintings: Mapping[str, CarriedPainting] | None = None) -> Path:
     """The safetensors (weights as given, paintings, header) and the JSON beside it; ``info`` holds
     ``model`` (the network's settings) and the rest of the metadata."""
-    from fast_style.carried_paintings import tensor_name
-
     paintings = dict(paintings or {})
     version = FORMAT_VERSION if paintings else PLAIN_VERSION
     records = {name: painting.record() for name, painting in paintings.items()}
@@ -164,8 +159,6 @@ def read_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     with torch.device("meta"), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         expected = {name: tuple(value.shape) for name, value in kind.stored_tensors(kind.build(settings)).items()}
-    from fast_style.carried_paintings import PAINTING_PREFIX
-
     model_file.check_paintings(path, info, entries, PAINTING_PREFIX)  # read when refining, checked now
     weights = {name: entry for name, entry in entries.items() if not name.startswith(PAINTING_PREFIX)}
     model_file.check_tensors(path, weights, expected, architecture)

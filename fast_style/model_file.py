@@ -26,6 +26,7 @@ from fast_style.config import MAX_SIDE
 from fast_style.errors import FastStyleError, show
 from fast_style.networks.multi_style import MAX_STYLES
 
+METADATA_KEY = "fast_style"  # the safetensors header entry holding a model's JSON metadata
 MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit for the JSON header
 MAX_MODEL_BYTES = 4 * 2**30  # a Johnson network is a few MB; 4 GB is far beyond any sane one
 MAX_JSON_BYTES = 256 * 2**20  # model.json: a config and a loss history, a few hundred KB at most

@@ -24,6 +24,7 @@ from fast_style.errors import FastStyleError, naming, show
 from fast_style.images import load_image
 from fast_style.losses import LossConfig, PerceptualLoss
 from fast_style.model_file import is_int
+from fast_style.paintings import load_painting
 
 
 def trained_style(metadata: dict[str, Any], model: str | Path, name: str | None) -> dict[str, Any] | None:
@@ -125,8 +126,6 @@ def trained_painting(metadata: dict[str, Any], model: str | Path, carried: Mappi
 
 def given_painting(path: str | Path, size: int, weight: float = 1.0) -> Painting:
     """A painting file the user gave (``--style``), at the model's style size."""
-    from fast_style.paintings import load_painting
-
     return Painting(load_painting(Path(path), size), str(path), Path(path).name, weight)
 
 

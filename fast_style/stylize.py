@@ -37,10 +37,13 @@ import torch
 from PIL import Image, ImageOps
 from torch import nn
 
+from fast_style import refine as refinement
+from fast_style.carried_paintings import read_paintings
 from fast_style.checkpoint import read_model
 from fast_style.errors import FastStyleError
 from fast_style.images import image_to_tensor, resize_longer_side, tensor_to_image
 from fast_style.inference import has_flat_photo
+from fast_style.model_loss import Painting, build_loss, trained_loss, trained_painting
 from fast_style.models import resolve_model_path
 from fast_style.networks import kind_of
 from fast_style.networks.multi_style import mix_of, parse_mix
@@ -51,7 +54,6 @@ from fast_style.tiling import HALO, check_tile
 
 if TYPE_CHECKING:
     from fast_style.losses import PerceptualLoss
-    from fast_style.model_loss import Painting
 
 CPU_MAX_PIXELS = 4_000_000  # above this (per batch) CPU inference is tiled: activations get into GBs
 CPU_TILE = 1024  # window side on CPU: big enough that the overlap costs little, small enough to be quick
@@ -128,9 +130,7 @@ class Options:
 
     def __post_init__(self) -> None:
         """Refuse impossible values before any model is loaded or image read."""
-        from fast_style.refine import parse_steps
-
-        self.refine = parse_steps(self.refine)
+        self.refine = refinement.parse_steps(self.refine)
         if self.size is not None and self.size < 1:
             raise FastStyleError(f"--size {self.size}: must be a positive number of pixels (the longer side)")
         if not 0.0 <= self.strength <= 1.0:
@@ -286,8 +286,6 @@ class Stylizer:
     def use_painting(self, painting: str | Path | Image.Image | torch.Tensor) -> None:
         """The painting refinement scores against, for a single-painting model that does not carry its own
         (models written before models carried paintings); the network is unchanged."""
-        from fast_style.model_loss import Painting, trained_loss
-
         if self.styles or self.kind.takes_style:
             raise FastStyleError("--style: this model's --style already names what refinement scores against "
                                  "(a style of a multi-style model, the painting of an any-painting one)")
@@ -303,9 +301,6 @@ class Stylizer:
         return self._refine_loss
 
     def _build_refine_loss(self) -> PerceptualLoss:
-        from fast_style.carried_paintings import read_paintings
-        from fast_style.model_loss import Painting, build_loss, trained_loss, trained_painting
-
         self.require_style()
         model = self.path or "the model"
         carried = read_paintings(self.path) if self.path is not None else {}
@@ -332,11 +327,9 @@ class Stylizer:
         """``steps`` optimisation steps on the model's loss from each network picture of ``stylized``
         ((B,3,H,W) from :meth:`stylize_tensor`) of ``photos``; one photo at a time, so a batch gives
         each photo the result it gets alone."""
-        from fast_style.refine import refine
-
         loss = self.refine_loss()
         photos = photos.to(self.device, torch.float32)
-        return torch.cat([refine(image[None], photo[None], loss, steps).image
+        return torch.cat([refinement.refine(image[None], photo[None], loss, steps).image
                           for image, photo in zip(stylized, photos)])
 
     def stylize(self, image: Image.Image, *, size: int | None = None, preserve_color: bool = False,

@@ -237,6 +237,8 @@ def test_training_a_level_resumes_exactly_and_keeps_the_other_levels(shared_data
     trained = [entry for entry in info["loss_history"] if "pixel" in entry]
     assert trained and all(entry["pixel"] > 0 and entry["content"] > 0 for entry in trained)
     assert any("validation_loss" in entry for entry in info["loss_history"])
+    with pytest.raises(FastStyleError, match="another run"):  # resuming another level's run would mix the two
+        Trainer(load_config(TrainConfig, None, tiny_run(shared_data, first, 4, 2))).run()
 
 
 def test_training_refuses_a_style_loss_and_a_gap_in_the_levels(shared_data, tmp_path):

@@ -189,7 +189,7 @@ def load_state(checkpoint: Path, model: nn.Module, optimizer: torch.optim.Optimi
 
 # What makes two runs the same run: resuming with any of these changed would mix two trainings.
 RUN_IDENTITY = ("architecture", "style_image", "style_images", "init_from", "trainable", "style_assignment",
-                "style_size", "image_size", "model", "loss", "stability")
+                "style_size", "image_size", "model", "loss", "stability", "wct")
 
 
 def _flatten(data: dict, cls: type, prefix: str = "") -> dict[str, object]:
