@@ -263,6 +263,52 @@ def test_a_frame_missing_from_a_declared_count_is_said(capsys, work) -> None:
     assert "1 of its 12 frames could not be decoded" in result.err and "the output has 11" in result.err
 
 
+class SilentDrop:
+    """A demuxed packet whose decoder gives no picture and no error (what some codecs do with a damaged frame)."""
+
+    def __init__(self, packet) -> None:
+        self.stream, self.size = packet.stream, packet.size
+
+    def decode(self) -> list:
+        return []
+
+
+class DroppingContainer:
+    """A PyAV input container whose last video packet decodes to nothing."""
+
+    def __init__(self, container, packets: int) -> None:
+        self.container, self.packets = container, packets
+
+    def demux(self, *streams):
+        video = 0
+        for packet in self.container.demux(*streams):
+            if packet.stream.type == "video" and packet.size:
+                video += 1
+                if video == self.packets:  # the last: no later frame refers to it
+                    yield SilentDrop(packet)
+                    continue
+            yield packet
+
+    def __getattr__(self, name: str):
+        return getattr(self.container, name)
+
+
+def test_a_frame_the_decoder_drops_without_an_error_is_said(capsys, work, monkeypatch) -> None:
+    from fast_style.video import io
+
+    real_init = io.AvReader.__init__
+
+    def init(self, path):
+        real_init(self, path)
+        self.container = DroppingContainer(self.container, 12)
+
+    monkeypatch.setattr(io.AvReader, "__init__", init)
+    source = clip(work / "twelve.mkv", count=12)  # Matroska: no declared frame count, only the packets tell
+    result = run(capsys, "video", "--model", "wave", source, "-o", work / "out.mp4")
+    assert result.status == 0, result.err
+    assert "1 of its 12 frames could not be decoded" in result.err
+
+
 def test_a_45_degree_rotation_keeps_the_size_and_the_tag(capsys, work) -> None:
     source = clip(work / "tilted.mp4", rotation=45)
     result = run(capsys, "video", "--model", "wave", source, "-o", work / "out.mp4")
