@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fast_style.commands.common import add_device_options, choose_style
-from pathlib import Path
+
+if TYPE_CHECKING:
+    from fast_style.stylize_files import Job
 
 HELP = "Stylize photos (files, folders, globs) with a trained model: milliseconds per image on a GPU."
 
@@ -113,7 +117,7 @@ def default_output(inputs: list[str], model: str, fmt: str | None, style: str | 
     return Path(f"stylized_{name}")
 
 
-def check_reads(jobs: list, model: str, style: str | None) -> None:
+def check_reads(jobs: list[Job], model: str, style: str | None) -> None:
     """The painting(s) of ``--style`` and the model's files are inputs too: no result may be one of them
     (by any name), with or without ``--overwrite``."""
     from fast_style.commands.common import read_files
