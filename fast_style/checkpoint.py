@@ -163,6 +163,7 @@ def read_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     weights = {name: entry for name, entry in entries.items() if not name.startswith(PAINTING_PREFIX)}
     model_file.check_tensors(path, weights, expected, architecture)
     tensors, _ = load_tensors(path)
+    tensors = {name: value for name, value in tensors.items() if name in weights}
     model_file.check_finite(path, tensors)
     model = kind.build(settings)
     kind.load_tensors(model, tensors)
@@ -171,4 +172,3 @@ def read_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
         model_file.check_json_size(json_path)
         info = {**model_file.check_model_json(json_path, read_json(json_path)), **info}
     return model.to(device).eval(), info
-    tensors = {name: value for name, value in tensors.items() if name in weights}

@@ -190,7 +190,8 @@ def compare(model: str | Path, photos: Sequence[str | Path], output: str | Path,
             network_image, network_seconds = outputs["network"]
             refined = run_refine(network_image, photo, loss, refine, device=torch_device, desc=f"refine {stem}",
                                  show_progress=show_progress)
-            outputs.update({f"network+{n}": (image, network_seconds + seconds) for n, (image, seconds) in refined.items()})
+            outputs.update({f"network+{n}": (image, network_seconds + seconds)
+                            for n, (image, seconds) in refined.items()})
         gatys = run_gatys(photo, loss, steps, optimizer=optimizer, device=torch_device,
                           desc=f"gatys {stem}", show_progress=show_progress)
         outputs.update({f"gatys-{n}": value for n, value in gatys.items()})

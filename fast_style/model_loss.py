@@ -86,7 +86,8 @@ class Painting:
     weight: float = 1.0  # its share of a mix
 
 
-def carried_name(metadata: dict[str, Any], carried: Mapping[str, CarriedPainting], style_name: str | None) -> str | None:
+def carried_name(metadata: dict[str, Any], carried: Mapping[str, CarriedPainting],
+                 style_name: str | None) -> str | None:
     """Which carried painting is the one of style ``style_name`` (a multi-style row), or of a single-painting
     model (its ``style.name``, or the only one carried)."""
     if style_name is not None:

@@ -126,7 +126,7 @@ def test_header_for_another_architecture(tmp_path: Path, make_tiny_model: Callab
     path = write_with_header(tmp_path / "m.safetensors", make_tiny_model(),
                              {"architecture": "pix2pix", "width": 4, "residual_blocks": 1})
     message = checkpoint_error(path)
-    assert "architecture 'pix2pix' is not known" in message and "(known: adain, johnson2016, johnson2016_multi)" in message
+    assert "architecture 'pix2pix' is not known" in message and "(known: adain, johnson2016, johnson2016_multi, wct)" in message
 
 
 def test_header_that_does_not_fit_the_weights(tmp_path: Path, make_tiny_model: Callable[..., TransformerNet]) -> None:

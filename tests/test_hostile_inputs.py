@@ -537,8 +537,9 @@ MODEL_CASES: dict[str, tuple[dict, str]] = {
     "unknown-setting": ({"info": with_model(depth=3)}, "unknown johnson2016 setting"),
     "version-string": ({"info": {**with_model(), "format_version": "1"}}, "format_version '1'"),
     "version-future": ({"info": {**with_model(), "format_version": 99}}, "upgrade fast_style"),
-    "architecture-unknown": ({"info": {**with_model(), "model": {"architecture": "wct", "width": 4}}},
-                             "architecture 'wct' is not known to this fast_style (known: adain, johnson2016, johnson2016_multi)"),
+    "architecture-unknown": ({"info": {**with_model(), "model": {"architecture": "pix2pix", "width": 4}}},
+                             "architecture 'pix2pix' is not known to this fast_style (known: adain, johnson2016, "
+                             "johnson2016_multi, wct)"),
     "architecture-list": ({"info": {**with_model(), "model": {"architecture": ["x"], "width": 4}}},
                           "is not known to this fast_style"),
     "missing-tensor": ({"tensors": {k: v for k, v in tiny_state().items() if k != "decoder.2.1.bias"}},

@@ -102,7 +102,8 @@ def model_loss_of(make_perceptual_loss, model: Path, painting: torch.Tensor) -> 
 
 def score(loss: PerceptualLoss, image: Image.Image, original: Image.Image) -> float:
     with torch.no_grad():
-        return loss(image_to_tensor(image).unsqueeze(0), content=image_to_tensor(original).unsqueeze(0)).as_floats()["loss"]
+        terms = loss(image_to_tensor(image).unsqueeze(0), content=image_to_tensor(original).unsqueeze(0))
+    return terms.as_floats()["loss"]
 
 
 # ----------------------------------------------------------------------------- the dial
