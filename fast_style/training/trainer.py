@@ -199,7 +199,8 @@ class Trainer:
         """The training photos, and the held-out ones validation scores (read once, here)."""
         config = self.config
         paths, validation = split_validation(training_paths(config.data), config.data)
-        self.train_set = PhotoDataset(paths, config.image_size, preload=config.data.preload)
+        self.train_set = PhotoDataset(paths, config.image_size, preload=config.data.preload,
+                                      crop_from=config.data.crop_from)
         held_out: list[torch.Tensor] = []
         self.validation_paths: list[str] = []
         for path in validation:  # an unreadable held-out photo is skipped like a training one
