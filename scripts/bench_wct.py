@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402  (after the path is set)
 
-from fast_style.cli import keep_freed_memory  # noqa: E402
+from fast_style.memory import keep_freed_memory  # noqa: E402
 from fast_style.networks.wct import centred, covariance, layer, symmetric_power  # noqa: E402
 from fast_style.precision import cpu_info  # noqa: E402
 from fast_style.stylize import load_stylizer  # noqa: E402

