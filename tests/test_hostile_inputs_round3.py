@@ -31,7 +31,8 @@ from cli_runner import run
 from fast_style import cli
 from fast_style.checkpoint import save_model
 from fast_style.networks.multi_style import MultiStyleConfig, MultiStyleNet
-from test_hostile_inputs import assert_refused, link, noise, snapshot, tiny_state, write_raw_model
+from test_hostile_inputs import (TINY_TRAIN, assert_refused, link, noise, photos, snapshot,  # noqa: F401 (photos: a fixture)
+                                 tiny_state, write_raw_model)
 
 av = pytest.importorskip("av")
 pytest.importorskip("cv2")
@@ -557,17 +558,7 @@ def test_cli_restores_the_sigterm_handler() -> None:
 # ----------------------------------------------------------------------------- training options
 
 
-@pytest.fixture
-def photos(tmp_path: Path) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for index in range(2):
-        noise(40, 36, seed=10 + index).save(folder / f"p{index}.jpg", quality=95)
-    return folder
-
-
 def multi_args(photos: Path, output: Path, paintings: list[Path], *extra: str) -> list[object]:
-    from test_hostile_inputs import TINY_TRAIN
 
     return ["train", f"style_images=[{', '.join(map(str, paintings))}]", f"data.folder={photos}",
             f"output_dir={output}", "steps=2", *TINY_TRAIN, *extra]
@@ -587,7 +578,6 @@ def test_stability_with_several_paintings_is_refused_naming_the_key(capsys, work
     ("{{image: {painting}, size: big}}", "style_images[1].size' must be an integer"),
     ("{{image: {painting}, colour: red}}", "unknown key 'style_images[1].colour'")])
 def test_a_bad_style_images_entry_names_the_entry_and_the_key(capsys, work, photos, entry, words) -> None:
-    from test_hostile_inputs import TINY_TRAIN
 
     output = work / "run"
     listed = f"[{work / 'other.png'}, {entry.format(painting=work / 'painting.png')}]"
@@ -620,7 +610,6 @@ def limited_train(work: Path, photos: Path, output: Path, limit: int) -> subproc
     past it a write fails with EFBIG ("File too large"), as on a full disk."""
     import resource
 
-    from test_hostile_inputs import TINY_TRAIN
 
     def limit_files() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))

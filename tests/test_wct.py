@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from test_adain import random_image
 
 from fast_style import cli
 from fast_style.checkpoint import read_model, save_model
@@ -23,14 +24,6 @@ from fast_style.networks.wct import (WctConfig, WctNet, colouring_statistics, la
 from fast_style.vgg import LossNetworkConfig, VGGFeatures
 
 pytestmark = pytest.mark.usefixtures("one_thread", "cached_vgg")
-
-
-def random_image(height: int, width: int, seed: int) -> torch.Tensor:
-    """A (3,H,W) image with structure at several scales (smooth blobs plus noise), so features vary."""
-    generator = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(1, 3, max(2, height // 8), max(2, width // 8), generator=generator)
-    smooth = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)[0]
-    return (0.8 * smooth + 0.2 * torch.rand(3, height, width, generator=generator)).clamp(0, 1)
 
 
 def correlated_features(channels: int, side: int, seed: int) -> torch.Tensor:
