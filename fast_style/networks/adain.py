@@ -142,9 +142,9 @@ def adain(features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, alpha: 
     return torch.lerp(features.float(), target, alpha).to(features.dtype)
 
 
-def pad_to_stride(x: torch.Tensor) -> torch.Tensor:
-    """Replicate-pad bottom and right to a multiple of :data:`STRIDE` (the forward pass crops back)."""
-    pad_h, pad_w = -x.shape[-2] % STRIDE, -x.shape[-1] % STRIDE
+def pad_to(x: torch.Tensor, multiple: int = STRIDE) -> torch.Tensor:
+    """Replicate-pad bottom and right to a multiple of ``multiple`` (the forward pass crops back)."""
+    pad_h, pad_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
 
 
@@ -209,7 +209,7 @@ class AdaINNet(nn.Module):
 
     def forward(self, photo: torch.Tensor) -> torch.Tensor:
         height, width = photo.shape[-2:]
-        out = self.decoder(self.transfer(self.encoder(pad_to_stride(photo))))
+        out = self.decoder(self.transfer(self.encoder(pad_to(photo))))
         return out[..., :height, :width].clamp(0.0, 1.0)
 
 
@@ -268,7 +268,7 @@ class AdaIN:
         if tile < MIN_TILE:
             raise FastStyleError(f"--tile {tile}: the adain encoder needs tiles of at least {MIN_TILE} pixels")
         height, width = batch.shape[-2:]
-        features = run_stage_tiled(network.encoder, pad_to_stride(batch), tile, ENCODER_HALO, align=STRIDE)
+        features = run_stage_tiled(network.encoder, pad_to(batch), tile, ENCODER_HALO, align=STRIDE)
         out = run_stage_tiled(network.decoder, network.transfer(features), tile // STRIDE, DECODER_HALO, align=1)
         return out[..., :height, :width].clamp(0.0, 1.0)
 

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fast_style.config import positive
 from fast_style.errors import FastStyleError
-from fast_style.networks.adain import Decoder, build_encoder, conv
+from fast_style.networks.adain import Decoder, build_encoder, conv, pad_to
 from fast_style.networks.registry import ExportSpec, register
 from fast_style.paintings import check_alpha, normalised_weights
 from fast_style.tiling import check_tile, run_stage_tiled
@@ -191,12 +190,6 @@ class LevelEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.vgg(image, [self.layer])[self.layer]
-
-
-def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Replicate-pad bottom and right to a multiple of ``multiple`` (the forward pass crops back)."""
-    pad_h, pad_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
 
 
 class WctNet(nn.Module):
