@@ -16,11 +16,11 @@ from fast_style.compare_report import average
 SAME = ("model", "size", "steps", "refine", "optimizer", "device", "precision", "style")  # must agree across chunks
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="+", type=Path)
     parser.add_argument("--reference", default="gatys-50", help="the method the others are divided by")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     reports = [json.loads(path.read_text(encoding="utf-8")) for path in args.reports]
     for key in SAME:
         values = {json.dumps(report.get(key), sort_keys=True) for report in reports}
