@@ -99,6 +99,7 @@ def train_numerics(args: argparse.Namespace) -> None:
                          f"style_size={2 * args.size}", f"steps={args.steps}", f"batch_size={args.batch_size}",
                          f"seed={seed}", f"precision={precision}", "device=cpu", f"output_dir={output}",
                          "resume=auto", "checkpoint_every=100", "validation.every=0", "data.validation_count=8",
+                         "init_from=null",
                          f"validation.size={args.size}"]
             config = load_config(TrainConfig, args.config, overrides)
             started = time.perf_counter()

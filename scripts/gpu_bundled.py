@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("starry_night", "wave", "udnie", "composition_vii")
 # Toy settings for --dry-run: the same commands, seconds on a CPU.
-DRY_TRAIN = ["device=cpu", "compile=false", "image_size=32", "style_size=64", "batch_size=2", "steps=2",
-             "model.width=8", "data.workers=0", "data.preload=false", "data.validation_count=0",
+DRY_TRAIN = ["device=cpu", "compile=false", "init_from=null", "image_size=32", "style_size=64", "batch_size=2",
+             "steps=2", "model.width=8", "data.workers=0", "data.preload=false", "data.validation_count=0",
              "validation.every=0", "log_every=1"]
 GPU_TRAIN = ["device=cuda", "compile=true", "precision=auto", "checkpoint_every=0", "validation.every=0",
              "steps=1000000"]

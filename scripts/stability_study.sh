@@ -27,7 +27,7 @@ for variant in $variants; do
     [[ -f "$output/gatys.json" && ! -f "$run/gatys.json" ]] && cp "$output/gatys.json" "$run/gatys.json"
     score=$(python3 scripts/learning_curve.py --config configs/starry_night.yaml --milestones 400 --count 6 \
       --size 128 --photos ../shared/data/eval/kodak24 --output "$run" \
-      image_size=128 batch_size=4 style_size=256 checkpoint_every=100 validation.every=0 validation.size=128 \
+      init_from=null image_size=128 batch_size=4 style_size=256 checkpoint_every=100 validation.every=0 validation.size=128 \
       data.preload=false data.workers=0 seed="$seed" stability.weight="$weight" stability.noise="$noise" "$@" \
       | tail -n 1)
     [[ -f "$output/gatys.json" ]] || cp "$run/gatys.json" "$output/gatys.json"

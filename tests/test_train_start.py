@@ -38,7 +38,7 @@ def test_a_painting_starts_from_the_multi_style_trunk_with_its_rows_averaged(sha
     start = {key: value.clone() for key, value in trainer.model.state_dict().items()}
     assert torch.equal(start["encoder.0.1.weight"], trunk.state_dict()["encoder.0.1.weight"])
     assert torch.allclose(start["encoder.0.2.weight"], trunk.state_dict()["encoder.0.2.weight"].mean(0))
-    assert trainer.model.config.width == trunk.config.width, "the trunk's size, whatever model.width says"
+    assert trainer.model.config.width == trunk.config.width, "the trunk's size"
     model, info = read_model(trainer.run())
     assert (info["init_from"], info["trainable"]) == ("multi_style", "all")
     assert not torch.equal(model.state_dict()["encoder.0.1.weight"], start["encoder.0.1.weight"]), "convs trained"
@@ -65,6 +65,7 @@ def test_a_network_from_scratch_says_so(shared_data, tmp_path):
     ({"trainable": "norm"}, "trainable=norm trains only the norms, so it needs trained convolutions"),
     ({"init_from": "arbitrary"}, "init_from=arbitrary: holds a adain network"),
     ({"architecture": "adain", "init_from": "multi_style"}, "not adain networks"),
+    ({"init_from": "multi_style", "model.width": 8}, "but model asks for width 8 with 5: drop the model settings"),
 ])
 def test_starts_that_cannot_work_are_one_line(shared_data, tmp_path, overrides, message):
     with pytest.raises(FastStyleError, match=message) as caught:

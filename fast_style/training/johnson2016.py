@@ -68,6 +68,11 @@ class JohnsonTask:
             raise FastStyleError("trainable=norm trains only the norms, so it needs trained convolutions: set "
                                  "init_from=MODEL (a bundled name or a model.safetensors)")
         network = start_network(config.init_from) if config.init_from else TransformerNet(config.model)
+        if config.init_from and network.config != config.model:
+            raise FastStyleError(f"init_from={config.init_from} is a network of width {network.config.width} with "
+                                 f"{network.config.residual_blocks} residual blocks, but model asks for width "
+                                 f"{config.model.width} with {config.model.residual_blocks}: drop the model "
+                                 "settings to start from it, or set init_from=null to train that size from scratch")
         self._trainable = norm_parameters(network) if config.trainable == "norm" else None
         self.model = network.to(device, memory_format=memory_format)
         self.model.use_cheaper_layers(device.type == "cpu")  # same function, cheaper on CPU
