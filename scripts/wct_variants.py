@@ -19,13 +19,13 @@ from fast_style.checkpoint import read_model, save_model  # noqa: E402  (after t
 from fast_style.networks.adain import AdaINConfig, AdaINNet, build_encoder  # noqa: E402
 from fast_style.networks.wct import WctConfig, WctNet, layer, rescaled_first_conv  # noqa: E402
 
-KEPT = ("style", "loss", "training_loss", "loss_network", "training")  # what every variant's model.json repeats
+FILE_KEYS = ("format", "format_version", "model")  # the file's own record; the rest of model.json is kept
 
 
 def write(network, metadata: dict, folder: Path, note: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    path = save_model(network, folder / "model.safetensors", {**{key: metadata[key] for key in KEPT if key in metadata},
-                                                             "variant_of": note})
+    kept = {key: value for key, value in metadata.items() if key not in FILE_KEYS}  # training record, loss, painting
+    path = save_model(network, folder / "model.safetensors", {**kept, "variant_of": note})
     print(path)
     return path
 

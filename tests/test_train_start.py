@@ -63,7 +63,7 @@ def test_a_network_from_scratch_says_so(shared_data, tmp_path):
 
 @pytest.mark.parametrize("overrides, message", [
     ({"trainable": "norm"}, "trainable=norm trains only the norms, so it needs trained convolutions"),
-    ({"init_from": "arbitrary"}, "init_from=arbitrary: holds a adain network"),
+    ({"init_from": "arbitrary"}, "init_from=arbitrary: holds a wct network"),
     ({"architecture": "adain", "init_from": "multi_style"}, "not adain networks"),
     ({"init_from": "multi_style", "model.width": 8}, "but model asks for width 8 with 5: drop the model settings"),
 ])

@@ -269,3 +269,31 @@ def test_learning_curve_scores_an_any_painting_model_with_each_painting(network,
     assert all(line["ratio"] > 0 and line["network"]["loss"] > 0 for line in lines)
     assert lines[0]["network"]["style"] != lines[1]["network"]["style"]  # each painting's own targets
     assert {path.name for path in (tmp_path / "out").iterdir()} == {"gatys_p2.json", "gatys_p3.json"}
+
+
+def test_bundled_arbitrary_is_wct_trained_on_photos_only(shared_data: Path) -> None:
+    """The bundled any-painting model: a wct network whose decoders never saw a painting, so every
+    painting its card scores is held out; the card's ratios are the means of its rows, with the command."""
+    from fast_style.models import bundled_models, read_card
+    from fast_style.stylize import load_stylizer
+
+    path = bundled_models()["arbitrary"]
+    assert path.stat().st_size < 8_000_000
+    card = read_card("arbitrary")
+    assert card["painting"]["seen"] == [] and "photos only" in card["painting"]["trained_on"]
+    held_out = card["painting"]["held_out"]
+    training = card["training"]
+    assert training["images_seen"] == training["steps"] * training["batch_size"] and training["seconds"] > 0
+    quality = card["quality"]
+    ratios = [entry["ratio_to_gatys_50"] for entry in quality["held_out_paintings"].values()]
+    assert quality["network_over_gatys_50_mean"] == round(sum(ratios) / len(ratios), 3)
+    assert quality["bar_met"] == (quality["network_over_gatys_50_mean"] <= 2.0)
+    assert set(quality["held_out_paintings"]) <= {Path(name).stem for name in held_out}
+    assert "learning_curve.py" in quality["command"] and "--score-model arbitrary" in quality["command"]
+    stylizer = load_stylizer("arbitrary", device="cpu")
+    assert stylizer.kind.name == "wct"
+    photo = Image.open(shared_data / "eval" / "kodak24" / "kodim23.png").resize((72, 48))
+    result = stylizer.stylize(photo, style=shared_data / "styles" / held_out[0])
+    assert result.size == photo.size
+    difference = (torch.tensor(list(result.tobytes())).float() - torch.tensor(list(photo.tobytes())).float()).abs()
+    assert difference.mean() > 5  # it really stylizes (8-bit levels)
