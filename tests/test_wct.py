@@ -297,3 +297,20 @@ def test_bundled_arbitrary_is_wct_trained_on_photos_only(shared_data: Path) -> N
     assert result.size == photo.size
     difference = (torch.tensor(list(result.tobytes())).float() - torch.tensor(list(photo.tobytes())).float()).abs()
     assert difference.mean() > 5  # it really stylizes (8-bit levels)
+
+
+def test_a_level_four_decoder_starts_from_the_bundled_model_by_name(shared_data, tmp_path, monkeypatch):
+    """``wct.init_from=arbitrary``: the bundled wct model's relu4_1 decoder is the start, found by name."""
+    from fast_style.models import bundled_models
+    from fast_style.training import data
+    from fast_style.training.trainer import TrainConfig, Trainer
+
+    real_find = data.find_images
+    monkeypatch.setattr(data, "find_images", lambda inputs: real_find(inputs)[:4])
+    bundled, _ = read_model(bundled_models()["arbitrary"])
+    settings = tiny_run(shared_data, tmp_path / "level4", 1, 4, **{"wct.width": bundled.config.width,
+                                                                  "wct.init_from": "arbitrary",
+                                                                  "validation.every": 0, "precision": "fp32"})
+    trainer = Trainer(load_config(TrainConfig, None, settings))
+    start, source = trainer.model.state_dict(), bundled.decoder(4).state_dict()  # the model trained is the decoder
+    assert start.keys() == source.keys() and all(torch.equal(start[key], source[key].float()) for key in start)

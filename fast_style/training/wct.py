@@ -23,6 +23,7 @@ from fast_style.config import non_negative, positive, to_dict
 from fast_style.errors import FastStyleError, naming
 from fast_style.images import find_images
 from fast_style.losses import LossTerms, PerceptualLoss, relative_error
+from fast_style.models import resolve_model_path
 from fast_style.networks.adain import AdaINNet, encoder_record
 from fast_style.networks.wct import ARCHITECTURE, LEVELS, WctConfig, WctNet, layer, rescaled_first_conv
 from fast_style.training.adain import COMPARISON_LOSS, load_painting
@@ -93,7 +94,7 @@ class WctTask:
 
     def _read(self, path: str, key: str) -> tuple[torch.nn.Module, dict[str, Any]]:
         with naming(f"wct.{key}={path}"):
-            network, metadata = read_model(path)
+            network, metadata = read_model(resolve_model_path(path))  # a file, or a bundled name
         if getattr(network.config, "width", None) != self.settings.width:
             raise FastStyleError(f"wct.{key}={path}: its decoders are width {network.config.width}, this run's "
                                  f"wct.width is {self.settings.width}; set wct.width to match")
