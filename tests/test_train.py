@@ -291,10 +291,14 @@ def test_ddp_two_processes_match_one(shared_data, tmp_path):
     assert difference.mean() < 2e-3 and difference.max() < 2e-2
 
 
-def test_time_limit_stops_at_a_logged_step_and_writes_the_model(shared_data, photo_folder, tmp_path, capsys):
-    """time_limit_minutes: the run ends early but normally, with a model file saying so."""
+@pytest.mark.parametrize("log_every", [1, 50])
+def test_time_limit_stops_at_the_next_step_and_writes_the_model(shared_data, photo_folder, tmp_path, capsys,
+                                                                 log_every):
+    """time_limit_minutes: the run ends early but normally, with a model file saying so, at the first step
+    past the limit even when the next logged step is far (a slow CPU does 400 images between them)."""
     output = tmp_path / "run"
     config = load_config(TrainConfig, None, tiny(shared_data, output, steps=50, time_limit_minutes="0.000001",
+                                                 log_every=log_every,
                                                  **{"data.folder": photo_folder, "data.validation_count": 0}))
     path = Trainer(config).run()
     _model, info = read_model(path)
