@@ -334,11 +334,12 @@ class Trainer:
             logged = self.step % self.config.log_every == 0 or self.step == self.config.steps
             # One process asks the clock every step (a slow CPU does 400 images between logged steps);
             # under torchrun only at logged steps, where the ranks sync anyway.
-            if logged or (self.dist.world == 1 and self._time_is_up(started)):
+            time_up = (logged or self.dist.world == 1) and self._time_is_up(started)
+            if logged or time_up:
                 rate = images_seen / max(time.perf_counter() - started, 1e-9)
                 self.log.losses(self.step, self._mean_losses(window), rate)
                 window = []
-                if self.stopped_by_time_limit or self._time_is_up(started):
+                if time_up:
                     break
             if self._validation_due() and self.step != self.config.steps:
                 self.log.validation(self.step, self.validate)
