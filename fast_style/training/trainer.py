@@ -82,6 +82,9 @@ class TrainConfig:
     time_limit_minutes: float = non_negative(0.0)
     lr: float = positive(1e-3)
     lr_schedule: Literal["constant", "cosine"] = "constant"
+    # Linear warm-up from lr/warm-up steps to lr over the first steps (0: none); lets a higher lr start
+    # without saturating the sigmoid output, which is how lr 3e-3 collapsed in the CPU study.
+    lr_warmup_steps: int = non_negative(0)
     seed: int = 0
     device: Device = "auto"
     # auto: bf16 where the hardware has native bf16 maths (CUDA GPUs, CPUs with AMX-BF16 or
@@ -110,7 +113,10 @@ class TrainConfig:
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
-    """Constant, or cosine decay to 1 % of ``lr`` over the run."""
+    """Constant, or cosine decay to 1 % of ``lr`` over the run; either after ``lr_warmup_steps`` of linear
+    warm-up. ``step`` counts from 0 (the step about to be taken)."""
+    if step < config.lr_warmup_steps:
+        return config.lr * (step + 1) / config.lr_warmup_steps
     if config.lr_schedule == "constant":
         return config.lr
     progress_fraction = min(step / max(config.steps, 1), 1.0)
