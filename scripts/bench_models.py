@@ -40,9 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def model_size(stylizer) -> dict:
     """What the study varies: the network's settings as its model.json records them, and its parameters."""
-    config = getattr(stylizer.model, "config", None)
-    settings = {key: value for key, value in vars(config).items()} if config is not None else {}
-    return {**settings, "parameters": sum(p.numel() for p in stylizer.model.parameters())}
+    return {**stylizer.model.config.to_metadata(), "parameters": sum(p.numel() for p in stylizer.model.parameters())}
 
 
 def main(argv: list[str] | None = None) -> int:
