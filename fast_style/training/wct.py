@@ -25,12 +25,15 @@ from fast_style.images import find_images
 from fast_style.losses import LossTerms, PerceptualLoss, relative_error
 from fast_style.models import resolve_model_path
 from fast_style.networks.adain import AdaINNet, encoder_record
-from fast_style.networks.wct import ARCHITECTURE, LEVELS, WctConfig, WctNet, layer, rescaled_first_conv
+from fast_style.networks.wct import (ARCHITECTURE, LEVELS, WctConfig, WctNet, grown_decoder_state, head_length,
+                                     layer, match_head_scale, rescaled_first_conv)
 from fast_style.training.adain import COMPARISON_LOSS, load_painting
+from fast_style.training.data import resize_crop, training_paths
 from fast_style.training.tasks import register
 from fast_style.vgg import build_loss_network, describe
 
 VALIDATION_PAINTINGS = 4  # at most this many paintings of style_folder stylize the validation photos
+CALIBRATION_PHOTOS = 8  # training photos that set a grown decoder head's output scale
 
 
 @dataclass
@@ -87,6 +90,8 @@ class WctTask:
         self.model = self.network.decoder(self.level)  # what the optimiser trains and checkpoints hold
         if self.settings.init_from:
             self.model.load_state_dict(self._initial_decoder())
+            if self.grown:
+                self._calibrate_head()
         self.model.to(memory_format=memory_format)
         for decoder in self.network.decoders.values():
             decoder.transposed_upsampling = device.type == "cpu"  # same function, cheaper on CPU
@@ -110,15 +115,42 @@ class WctTask:
         return {level: network.decoder(level).state_dict() for level in network.config.levels if level != self.level}
 
     def _initial_decoder(self) -> dict[str, torch.Tensor]:
-        """This level's decoder from ``init_from``: a wct model's, or an adain model's relu4_1 decoder."""
+        """This level's decoder from ``init_from``: a wct model's, or an adain model's relu4_1 decoder,
+        or a new head on a wct model's relu{level-1}_1 decoder (``self.grown``)."""
         path = self.settings.init_from
         network, _ = self._read(path, "init_from")
+        self.grown = False
         if isinstance(network, AdaINNet) and self.level == 4:
             return rescaled_first_conv(network.decoder.state_dict(), 1 / self.network.input_scale)
         if isinstance(network, WctNet) and self.level in network.config.levels:
             return network.decoder(self.level).state_dict()
-        raise FastStyleError(f"wct.init_from={path}: holds no relu{self.level}_1 decoder (a wct model with that "
-                             "level, or an adain model for level 4)")
+        if isinstance(network, WctNet) and self.level - 1 in network.config.levels:  # grow a deeper decoder
+            self.grown = True
+            return grown_decoder_state(self.level, network.decoder(self.level - 1).state_dict(),
+                                       self.settings.width)
+        raise FastStyleError(f"wct.init_from={path}: holds no relu{self.level}_1 or relu{self.level - 1}_1 decoder "
+                             "(a wct model with one of those levels, or an adain model for level 4)")
+
+    def _calibrate_head(self) -> None:
+        """Set a grown decoder's head to the scale of the relu{level-1}_1 features its tail was trained on,
+        measured on the first training photos (the same on every rank; a resumed run then loads its
+        checkpoint over this)."""
+        photos = []
+        for path in training_paths(self.config.data):
+            try:
+                photos.append(resize_crop(path, self.config.image_size, crop_seed=None))
+            except FastStyleError:
+                continue  # a bad photo is the training loop's to report
+            if len(photos) == CALIBRATION_PHOTOS:
+                break
+        if not photos:
+            raise FastStyleError("wct.init_from: no readable training photo to set the new decoder head's scale from")
+        batch = torch.stack(photos).to(self.device).float().div(255)
+        with self.loss.network.computing("fp32"):
+            features = self.loss.network(batch, [layer(self.level), layer(self.level - 1)])
+        match_head_scale(self.model, head_length(self.level, self.settings.width),
+                         self.network.decoder_input(features[layer(self.level)]),
+                         self.network.decoder_input(features[layer(self.level - 1)]))
 
     def _paintings(self) -> list[tuple[str, dict]]:
         """Up to :data:`VALIDATION_PAINTINGS` paintings of ``style_folder`` with their WCT statistics,
