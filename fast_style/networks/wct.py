@@ -208,9 +208,8 @@ def match_head_scale(decoder: Decoder, head: int, features: torch.Tensor, target
     square of ``target`` (what the tail was trained on); returns the factor.
 
     A freshly initialised head's output is hundreds of times smaller than the relu{L-1}_1 features the
-    grown tail expects, so the tail decodes a flat grey picture and the head barely learns (measured:
-    relu5_1 head, no progress in 200 steps). The head ends in conv + ReLU, so one positive factor on that
-    conv scales its output exactly.
+    grown tail expects, so the tail decodes a flat grey picture and the head barely learns (docs/arbitrary.md).
+    The head ends in conv + ReLU, so one positive factor on that conv scales its output exactly.
     """
     output = decoder[:head](features)
     factor = target.float().pow(2).mean().sqrt() / output.float().pow(2).mean().sqrt().clamp_min(1e-12)

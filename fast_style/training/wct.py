@@ -89,8 +89,9 @@ class WctTask:
             self.network.decoder(level).load_state_dict(decoder_state)
         self.model = self.network.decoder(self.level)  # what the optimiser trains and checkpoints hold
         if self.settings.init_from:
-            self.model.load_state_dict(self._initial_decoder())
-            if self.grown:
+            start, grown = self._initial_decoder()
+            self.model.load_state_dict(start)
+            if grown:
                 self._calibrate_head()
         self.model.to(memory_format=memory_format)
         for decoder in self.network.decoders.values():
@@ -114,20 +115,18 @@ class WctTask:
             raise FastStyleError(f"wct.decoders_from={self.settings.decoders_from}: not a wct model")
         return {level: network.decoder(level).state_dict() for level in network.config.levels if level != self.level}
 
-    def _initial_decoder(self) -> dict[str, torch.Tensor]:
-        """This level's decoder from ``init_from``: a wct model's, or an adain model's relu4_1 decoder,
-        or a new head on a wct model's relu{level-1}_1 decoder (``self.grown``)."""
+    def _initial_decoder(self) -> tuple[dict[str, torch.Tensor], bool]:
+        """This level's decoder from ``init_from`` (a wct model's, or an adain model's relu4_1 decoder), or
+        a new head on a wct model's relu{level-1}_1 decoder; and whether it was grown that way."""
         path = self.settings.init_from
         network, _ = self._read(path, "init_from")
-        self.grown = False
         if isinstance(network, AdaINNet) and self.level == 4:
-            return rescaled_first_conv(network.decoder.state_dict(), 1 / self.network.input_scale)
+            return rescaled_first_conv(network.decoder.state_dict(), 1 / self.network.input_scale), False
         if isinstance(network, WctNet) and self.level in network.config.levels:
-            return network.decoder(self.level).state_dict()
-        if isinstance(network, WctNet) and self.level - 1 in network.config.levels:  # grow a deeper decoder
-            self.grown = True
-            return grown_decoder_state(self.level, network.decoder(self.level - 1).state_dict(),
-                                       self.settings.width)
+            return network.decoder(self.level).state_dict(), False
+        if isinstance(network, WctNet) and self.level - 1 in network.config.levels:
+            shallower = network.decoder(self.level - 1).state_dict()
+            return grown_decoder_state(self.level, shallower, self.settings.width), True
         raise FastStyleError(f"wct.init_from={path}: holds no relu{self.level}_1 or relu{self.level - 1}_1 decoder "
                              "(a wct model with one of those levels, or an adain model for level 4)")
 
