@@ -462,6 +462,18 @@ def test_compare_finds_a_style_record_past_damaged_entries():
         trained_style({"styles": ["damaged", record]}, "m", "udnie")
 
 
+def test_a_trunk_trained_further_counts_the_images_of_every_leg(shared_data, two_styles, tmp_path):
+    """``init_from`` a model with the same paintings continues its rows: each row's images_seen is the earlier
+    model's plus this run's (which is kept beside it), so the card of a trunk trained in legs adds them up."""
+    earlier = {style["name"]: style["images_seen"] for style in read_json(two_styles.with_suffix(".json"))["styles"]}
+    output = tmp_path / "further"
+    train(shared_data, output, init_from=two_styles)
+    styles = read_json(output / "model.json")["styles"]
+    assert [style["name"] for style in styles] == ["starry_night", "wave"]
+    assert sum(style["images_seen_this_run"] for style in styles) == 4 * 3
+    assert all(style["images_seen"] == earlier[style["name"]] + style["images_seen_this_run"] for style in styles)
+
+
 def test_rerunning_a_finished_run_keeps_each_paintings_images_seen(shared_data, tmp_path):
     output = tmp_path / "run"
     train(shared_data, output)

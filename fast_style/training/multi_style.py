@@ -34,6 +34,7 @@ from fast_style.config import to_dict
 from fast_style.errors import FastStyleError, naming
 from fast_style.images import load_image
 from fast_style.losses import LossTerms, PerceptualLoss
+from fast_style.model_file import is_int
 from fast_style.models import resolve_model_path
 from fast_style.networks.multi_style import ARCHITECTURE, MultiStyleConfig, MultiStyleNet
 from fast_style.training.tasks import register
@@ -278,10 +279,18 @@ class MultiStyleTask:
         return {painting.name: int(count) for painting, count in zip(self.paintings, counts)}
 
     def metadata(self, steps: int) -> dict[str, Any]:
-        """``styles`` (one record per row, in order: the earlier model's, then this run's) and the loss."""
+        """``styles`` (one record per row, in order: the earlier model's, then this run's) and the loss.
+
+        A row the ``init_from`` model already had keeps learning here, so its ``images_seen`` adds this
+        run's images to the earlier model's: a trunk trained in many legs counts all of them.
+        """
         config, seen = self.config, self.images_seen(steps)
-        ours = {painting.name: {**painting.record(), "images_seen": seen[painting.name]} for painting in self.paintings}
         earlier = {record.get("name"): record for record in self.earlier}
+        before = {name: record["images_seen"] for name, record in earlier.items()
+                  if is_int(record.get("images_seen")) and record["images_seen"] >= 0}  # model.json is untrusted
+        ours = {painting.name: {**painting.record(), "images_seen": seen[painting.name] + before.get(painting.name, 0),
+                                "images_seen_this_run": seen[painting.name]}
+                for painting in self.paintings}
         styles = [ours.get(name) or {**earlier.get(name, {}), "name": name} for name in self.model.styles]
         return {"styles": styles, "loss": to_dict(config.loss), "loss_network": describe(self.loss.network),
                 "style_assignment": config.style_assignment, "init_from": config.init_from,
