@@ -154,6 +154,8 @@ def test_a_deeper_decoder_grows_from_a_shallower_one_whose_layers_become_its_tai
     deeper.load_state_dict(grown_decoder_state(3, shallower.state_dict()))
     head = head_length(3)
     assert head == len(deeper) - len(shallower) == 7  # pad, conv, relu, upsample, then pad, conv, relu of VGG's second block
+    rng = torch.random.get_rng_state()
+    assert head_length(5) == 13 and torch.equal(torch.random.get_rng_state(), rng)  # counted without initialising
     middle = deeper[:head](torch.randn(1, 256, 4, 4))
     assert torch.equal(deeper[head:](middle), shallower(middle))
     assert deeper[1].weight.abs().sum() > 0  # the head keeps its fresh initialisation

@@ -175,8 +175,12 @@ def level_decoder(level: int, width: int = 64) -> Decoder:
 
 
 def head_length(level: int, width: int = 64) -> int:
-    """How many of relu{level}_1's decoder's first modules are not relu{level-1}_1's decoder (its head)."""
-    return len(level_decoder(level, width)) - len(level_decoder(level - 1, width))
+    """How many of relu{level}_1's decoder's first modules are not relu{level-1}_1's decoder (its head).
+
+    Counted on decoders built on the meta device: no weights allocated, the global RNG untouched.
+    """
+    with torch.device("meta"):
+        return len(level_decoder(level, width)) - len(level_decoder(level - 1, width))
 
 
 def grown_decoder_state(level: int, shallower: dict[str, torch.Tensor], width: int = 64) -> dict[str, torch.Tensor]:
