@@ -169,16 +169,34 @@ def painting_scores(args: argparse.Namespace) -> dict:
             "bar": "held-out paintings: network/Gatys-50 <= 2.0 (goal 1.5)"}
 
 
+def multi_scores(args: argparse.Namespace) -> dict[str, dict]:
+    """``--scores`` for multi_style: each style's ratio to Gatys-50 (JSON lines of `scripts/learning_curve.py
+    --score-model MODEL --style all`), by style name; empty without ``--scores``."""
+    if not args.scores:
+        return {}
+    rows = [json.loads(line) for line in args.scores.read_text().splitlines() if line.strip().startswith("{")]
+    return {row["style"]: {"ratio_to_gatys_50": round(row["ratio"], 4), "photos": row["photos"], "size": row["size"],
+                           "network_loss": row["network"]["loss"], "gatys_50_loss": row["gatys_50"]["loss"]}
+            for row in rows}
+
+
+def multi_quality(scores: dict[str, dict]) -> dict:
+    """The card's summary of ``scores``: the mean ratio, and the command that measured them, with the photo
+    count and size the scores were taken at (not a fixed count)."""
+    if not scores:
+        return {}
+    first = next(iter(scores.values()))
+    ratios = [entry["ratio_to_gatys_50"] for entry in scores.values()]
+    return {"network_over_gatys_50_mean": round(sum(ratios) / len(ratios), 4), "photos": first["photos"],
+            "size": first["size"], "bar": "every row <= 1.3x Gatys-50 on the 24 Kodak photos at 256 px",
+            "command": ("python3 scripts/learning_curve.py --config configs/multi_style.yaml --milestones 1 "
+                        f"--photos ../shared/data/eval/kodak24 --count {len(first['photos'])} --size {first['size']} "
+                        "--output runs/multi_scores --score-model multi_style --style all")}
+
+
 def bundle_multi(model, info: dict, args: argparse.Namespace) -> None:
     """The multi-style model: a card per style (painting, images seen, ratio to Gatys-50 where scored)."""
-    scores = {}
-    if args.scores:
-        for line in args.scores.read_text().splitlines():
-            if line.strip().startswith("{"):
-                row = json.loads(line)
-                scores[row["style"]] = {"ratio_to_gatys_50": round(row["ratio"], 4), "photos": row["photos"],
-                                        "size": row["size"], "network_loss": row["network"]["loss"],
-                                        "gatys_50_loss": row["gatys_50"]["loss"]}
+    scores = multi_scores(args)
     for record in info["styles"]:
         record["image"] = f"{STYLES}/{Path(record['image']).name}"
     info["config"]["style_images"] = [record["image"] for record in info["styles"]]
@@ -193,12 +211,8 @@ def bundle_multi(model, info: dict, args: argparse.Namespace) -> None:
               for record in info["styles"]]
     training = {"style_assignment": info["style_assignment"], "loss": info["loss"],
                 "config": "configs/multi_style.yaml"}
-    quality_command = ("python3 scripts/learning_curve.py --config configs/multi_style.yaml --milestones 1 "
-                       "--photos ../shared/data/eval/kodak24 --count 6 --size 256 --output runs/multi_scores "
-                       "--score-model multi_style --style all")
     write_card(folder, card(info, args, painting=painting, training=training, styles=styles,
-                            weights="float16 safetensors (loaded as float32)", quality_command=quality_command))
-
+                            weights="float16 safetensors (loaded as float32)", quality=multi_quality(scores)))
 
 if __name__ == "__main__":
     main()

@@ -168,6 +168,33 @@ def test_two_painting_training_writes_one_network_with_a_row_each(two_styles):
     assert not torch.equal(rows[0], rows[1]), "each painting trained its own row"
 
 
+def test_bundling_a_multi_style_model_cards_each_rows_score_and_the_command_that_took_them(
+        two_styles, shared_data, tmp_path, monkeypatch):
+    """scripts/bundle_model.py multi_style --scores: fp16 weights carrying both paintings, each row's ratio
+    on its card, and a quality command with the photo count and size the scores were taken at."""
+    from script_loader import load_script
+
+    bundle = load_script("bundle_model")
+    monkeypatch.setattr(bundle, "STYLES", str(shared_data / "styles"))
+    photos = ["kodim01.png", "kodim02.png", "kodim03.png", "kodim04.png"]
+    rows = [{"style": name, "photos": photos, "size": 64, "ratio": ratio, "network": {"loss": 2.0 * ratio},
+             "gatys_50": {"loss": 2.0}} for name, ratio in (("starry_night", 1.8), ("wave", 1.6))]
+    scores = tmp_path / "scores.jsonl"
+    scores.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    monkeypatch.setattr("sys.argv", ["bundle_model.py", str(two_styles), "multi_style", "--hardware", "test CPU",
+                                     "--seconds", "12", "--scores", str(scores), "--output", str(tmp_path / "out")])
+    bundle.main()
+    card = read_json(tmp_path / "out" / "multi_style" / "card.json")
+    assert [(row["name"], row["ratio_to_gatys_50"]) for row in card["styles"]] == [("starry_night", 1.8), ("wave", 1.6)]
+    assert card["quality"]["network_over_gatys_50_mean"] == pytest.approx(1.7)
+    assert "--count 4 --size 64" in card["quality"]["command"]
+    assert card["training"]["seconds"] == 12 and card["training"]["hardware"] == "test CPU"
+    network, metadata = read_model(tmp_path / "out" / "multi_style" / "model.safetensors")
+    assert network.styles == ["starry_night", "wave"]
+    assert set(load_file(tmp_path / "out" / "multi_style" / "model.safetensors")) >= {"painting.starry_night",
+                                                                                        "painting.wave"}
+
+
 def test_each_painting_has_its_own_size_and_style_weight(shared_data, tmp_path):
     styles = shared_data / "styles"
     trainer = Trainer(load_config(TrainConfig, None, tiny(shared_data, tmp_path / "run", style_images=(

