@@ -214,5 +214,6 @@ def bundle_multi(model, info: dict, args: argparse.Namespace) -> None:
     write_card(folder, card(info, args, painting=painting, training=training, styles=styles,
                             weights="float16 safetensors (loaded as float32)", quality=multi_quality(scores)))
 
+
 if __name__ == "__main__":
     main()

@@ -84,8 +84,9 @@ class WctTask:
             raise FastStyleError(f"wct.decoders_from={self.settings.decoders_from} has levels {sorted(kept)}: with "
                                  f"level {self.level} they leave a gap; train the levels in between first")
         if self.settings.head_only and not (self.settings.init_from and self.level >= 2):
-            raise FastStyleError("wct.head_only=true trains the head of a decoder grown from a trained one: give "
-                                 "wct.init_from=MODEL (with a relu{level-1}_1 decoder) and wct.level >= 2")
+            raise FastStyleError("wct.head_only=true trains only the head of a decoder whose tail is trained: give "
+                                 "wct.init_from=MODEL (a wct model with this level's or the level above's decoder) "
+                                 "and wct.level >= 2")
         wanted = {*levels, self.level - 1} if self.settings.head_only else set(levels)
         vgg = build_loss_network(self.loss_config.network, [layer(level) for level in sorted(wanted)])
         self.loss = PerceptualLoss(vgg.use_precision(config.precision), self.loss_config).to(device)
