@@ -172,9 +172,10 @@ def test_a_grown_head_is_scaled_to_the_features_its_tail_was_trained_on() -> Non
     decoder = level_decoder(3).eval()
     tail = {key: tensor.clone() for key, tensor in decoder.state_dict().items() if int(key.split(".")[0]) >= 7}
     features, target = torch.rand(2, 256, 4, 4), 50 * torch.rand(2, 128, 8, 8)
-    before = decoder[:7](features)
-    factor = match_head_scale(decoder, 7, features, target)
-    after = decoder[:7](features)
+    with torch.no_grad():
+        before = decoder[:7](features)
+        factor = match_head_scale(decoder, 7, features, target)
+        after = decoder[:7](features)
     assert factor > 1 and torch.allclose(after, before * factor, rtol=1e-4, atol=1e-4 * float(after.abs().max()))
     assert torch.allclose(after.pow(2).mean().sqrt(), target.pow(2).mean().sqrt(), rtol=1e-4)
     assert all(torch.equal(decoder.state_dict()[key], tensor) for key, tensor in tail.items())
