@@ -508,3 +508,27 @@ def test_rerunning_a_finished_run_keeps_each_paintings_images_seen(shared_data, 
     again = train(shared_data, output)  # resumes at the last step and trains nothing
     assert again.step == 4 and read_json(output / "model.json")["styles"] == before
     assert sum(style["images_seen"] for style in before) == 4 * 3
+
+
+def test_a_resumed_leg_counts_on_from_the_start_model_as_it_was_when_the_leg_began(shared_data, two_styles, tmp_path):
+    """The earlier images_seen come from the leg's checkpoint, not from the init_from file read again: a trunk
+    leg resumed after its start file was re-bundled (with this leg's images in it) must not count them twice."""
+    import shutil
+
+    from fast_style.checkpoint import write_json
+
+    start = tmp_path / "start" / "model.safetensors"
+    start.parent.mkdir()
+    shutil.copy(two_styles, start)
+    shutil.copy(two_styles.with_suffix(".json"), start.with_suffix(".json"))
+    earlier = {style["name"]: style["images_seen"] for style in read_json(start.with_suffix(".json"))["styles"]}
+    output = tmp_path / "leg"
+    train(shared_data, output, init_from=start, steps=2)
+    rebundled = read_json(start.with_suffix(".json"))
+    for style in rebundled["styles"]:
+        style["images_seen"] += 1000
+    write_json(start.with_suffix(".json"), rebundled)
+    train(shared_data, output, init_from=start, steps=4)
+    styles = read_json(output / "model.json")["styles"]
+    assert sum(style["images_seen_this_run"] for style in styles) == 4 * 3
+    assert all(style["images_seen"] == earlier[style["name"]] + style["images_seen_this_run"] for style in styles)

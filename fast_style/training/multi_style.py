@@ -269,6 +269,17 @@ class MultiStyleTask:
         self.model.train()
         return totals, torch.cat(pictures)
 
+    def checkpoint_record(self) -> dict[str, Any]:
+        """The ``init_from`` model's style records as the run's first start read them: a resumed leg counts
+        on from those, even if that file has since been replaced (e.g. re-bundled with this run's images)."""
+        return {"earlier_styles": self.earlier}
+
+    def restore_record(self, record: dict[str, Any]) -> None:
+        """Take the earlier style records back from a checkpoint (older checkpoints have none: keep the file's)."""
+        earlier = record.get("earlier_styles")
+        if isinstance(earlier, list):
+            self.earlier = earlier
+
     def images_seen(self, steps: int) -> dict[str, int]:
         """How many training images each of this run's paintings was assigned in its first ``steps`` steps."""
         batch, styles = self.config.batch_size, len(self.paintings)

@@ -44,6 +44,8 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     skipped_files: list[str] = field(default_factory=list)
+    # What the kind's task fixed at the run's first start and must not re-read on resuming (JSON-able).
+    task: dict[str, Any] = field(default_factory=dict)
 
 
 def _sha256(path: Path) -> str:
@@ -90,7 +92,7 @@ def save_state(folder: Path, state: TrainState, keep: int) -> Path:
         save_tensors({**optimizer_tensors, **rng}, temp / "state.safetensors")
         write_json(temp / "state.json", {
             "format": STATE_FORMAT, "step": state.step, "history": state.history, "config": state.config,
-            "skipped_files": state.skipped_files, "optimizer": optimizer_plain,
+            "skipped_files": state.skipped_files, "task": state.task, "optimizer": optimizer_plain,
             "scaler": state.scaler.state_dict(),
             "sha256": {name: _sha256(temp / name) for name in ("model.safetensors", "state.safetensors")}})
         if final.exists():  # the same step written again (e.g. Ctrl-C right after a checkpoint)
@@ -184,7 +186,7 @@ def load_state(checkpoint: Path, model: nn.Module, optimizer: torch.optim.Optimi
         if len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
     return TrainState(step=info["step"], model=model, optimizer=optimizer, scaler=scaler, history=info["history"],
-                      config=info["config"], skipped_files=info.get("skipped_files", []))
+                      config=info["config"], skipped_files=info.get("skipped_files", []), task=info.get("task", {}))
 
 
 # What makes two runs the same run: resuming with any of these changed would mix two trainings.

@@ -237,8 +237,10 @@ class Trainer:
         self.log.history = history
 
     def state(self) -> TrainState:
+        record = getattr(self.task, "checkpoint_record", None)
         return TrainState(step=self.step, model=self.model, optimizer=self.optimizer, scaler=self.scaler,
-                          history=self.history, config=to_dict(self.config), skipped_files=self.skipped_files)
+                          history=self.history, config=to_dict(self.config), skipped_files=self.skipped_files,
+                          task=record() if record is not None else {})
 
     @cached_property
     def resume_point(self) -> Path | None:
@@ -282,6 +284,9 @@ class Trainer:
             return None
         loaded = load_state(found, self.model, self.optimizer, self.scaler, self.device)
         self.step, self.history, self.skipped_files = loaded.step, loaded.history, loaded.skipped_files
+        restore_record = getattr(self.task, "restore_record", None)
+        if restore_record is not None:
+            restore_record(loaded.task)
         return found
 
     # ------------------------------------------------------------------ the loop
