@@ -417,3 +417,43 @@ def test_head_only_trains_a_grown_head_on_features_tail_frozen_and_resumes_exact
     assert info["decoders"]["head_only"] is True
     with pytest.raises(FastStyleError, match="head_only"):
         Trainer(load_config(TrainConfig, None, tiny_run(shared_data, tmp_path / "c", 2, 2, **{"wct.head_only": "true"})))
+
+
+def test_style_training_learns_stylized_features_under_the_comparison_loss_and_resumes_exactly(shared_data, tmp_path,
+                                                                                                monkeypatch):
+    """``wct.style_training=true``: each step scores the decoder's picture of WCT-coloured features (a photo
+    at half size coloured with the next photo at full size) with compare's Gram loss (content, style and
+    tv terms, no pixel term); validation scores the stylizations of held-out photos with held-out paintings;
+    a stopped run resumes to the straight run's tensors; combining it with head-only training is refused."""
+    from fast_style.networks.wct import batch_colouring_statistics, wct
+    from fast_style.training import data
+    from fast_style.training.adain import COMPARISON_LOSS
+    from fast_style.training.trainer import TrainConfig, Trainer
+
+    real_find = data.find_images
+    monkeypatch.setattr(data, "find_images", lambda inputs: real_find(inputs)[:12])
+    style = {"wct.style_training": "true", "image_size": 64, "style_folder": shared_data / "styles",
+             "style_size": 64, "precision": "fp32"}
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    trainer = Trainer(load_config(TrainConfig, None, tiny_run(shared_data, straight, 4, 2, **style)))
+    photos = torch.stack([data.resize_crop(path, 64, None) for path in data.training_paths(trainer.config.data)[:2]])
+    photos = photos.float() / 255
+    terms = trainer.task.terms(trainer.model, trainer.loss, photos, 0)
+    assert terms.pixel is None and bool((terms.style > 0).all()) and bool((terms.content > 0).all())
+    half = torch.nn.functional.interpolate(photos, size=32, mode="bilinear", antialias=True, align_corners=False)
+    features = trainer.task.loss.network(half, [layer(2)])[layer(2)]
+    coloured = wct(features, *batch_colouring_statistics(trainer.task.loss.network(photos.roll(1, 0), [layer(2)])[layer(2)]))
+    expected = trainer.task.style_loss(trainer.model(trainer.task.network.decoder_input(coloured)), content=half)
+    assert torch.allclose(terms.total, expected.total, rtol=1e-4)
+    assert trainer.task.style_loss.config.style_layers == COMPARISON_LOSS["style_layers"]
+    trainer.run()
+    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 2, 2, **style))).run()
+    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 4, 2, **style))).run()
+    a, info = read_model(straight / "model.safetensors")
+    b, _ = read_model(stopped / "model.safetensors")
+    assert all(torch.equal(x, y) for x, y in zip(a.decoders.state_dict().values(), b.decoders.state_dict().values()))
+    assert info["decoders"]["style_training"] is True and info["style"]["trained_on"] == "photos only"
+    assert any(entry.get("validation_stylized_loss", 0) > 0 for entry in info["loss_history"])
+    with pytest.raises(FastStyleError, match="style_training"):
+        Trainer(load_config(TrainConfig, None, tiny_run(shared_data, tmp_path / "c", 2, 2, **style, **{
+            "wct.head_only": "true", "wct.init_from": straight / "model.safetensors"})))

@@ -91,10 +91,17 @@ def covariance(pixels: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def batch_colouring_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's (B,C,H,W) features -> (means (B,C,1), colouring matrices (B,C,C)), fp32; :func:`wct`
+    takes them as one painting per image of a batch."""
+    pixels, mean = centred(features)
+    return mean, symmetric_power(covariance(pixels), 0.5).float()
+
+
 def colouring_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A painting's (1,C,H,W) features -> (mean (C,1), colouring matrix (C,C) = covariance^(1/2)), fp32."""
-    pixels, mean = centred(features)
-    return mean[0], symmetric_power(covariance(pixels), 0.5)[0].float()
+    mean, colour = batch_colouring_statistics(features)
+    return mean[0], colour[0]
 
 
 def mix_statistics(statistics: Sequence[tuple[tuple[torch.Tensor, torch.Tensor], float]]
@@ -115,7 +122,8 @@ def mix_statistics(statistics: Sequence[tuple[tuple[torch.Tensor, torch.Tensor],
 def wct(features: torch.Tensor, mean: torch.Tensor, colour: torch.Tensor, alpha: float | torch.Tensor = 1.0
         ) -> torch.Tensor:
     """Whiten each image's (B,C,H,W) ``features`` and colour them with a painting's ``mean`` (C,1) and
-    colouring matrix ``colour`` (C,C); ``alpha`` blends with the features as they were (0: unchanged).
+    colouring matrix ``colour`` (C,C), or with one painting per image ((B,C,1) and (B,C,C)); ``alpha``
+    blends with the features as they were (0: unchanged).
 
     Each image's own covariance is decomposed (float64, batched); whitening and colouring are folded
     into one (C,C) matrix first, so the (C,N) pixels go through a single product. Result in the

@@ -179,6 +179,7 @@ class TrainLog:
         if self._output_dir is not None:
             picture = save_image(picture_grid(images), self._output_dir / VALIDATION_PICTURE)
             loss = f": loss {terms['loss']:.4g}" if "loss" in terms else ""
+            loss += f", stylized {terms['stylized_loss']:.4g}" if "stylized_loss" in terms else ""
             self.say(f"validation at step {step}{loss}; the held-out photos as stylized now: {picture}")
         self.history.append({"step": step, **{f"validation_{k}": v for k, v in terms.items()}})
         return terms

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 
 from fast_style.checkpoint import read_model
 from fast_style.config import non_negative, positive, to_dict
@@ -25,8 +26,9 @@ from fast_style.images import find_images
 from fast_style.losses import LossTerms, PerceptualLoss, relative_error
 from fast_style.models import resolve_model_path
 from fast_style.networks.adain import AdaINNet, Decoder, encoder_record
-from fast_style.networks.wct import (ARCHITECTURE, LEVELS, WctConfig, WctNet, grown_decoder_state, head_length,
-                                     layer, match_head_scale, rescaled_first_conv)
+from fast_style.networks.wct import (ARCHITECTURE, LEVELS, WctConfig, WctNet, batch_colouring_statistics,
+                                     grown_decoder_state, head_length, layer, match_head_scale, rescaled_first_conv,
+                                     wct)
 from fast_style.training.adain import COMPARISON_LOSS, load_painting
 from fast_style.training.data import resize_crop, training_paths
 from fast_style.training.tasks import register
@@ -48,6 +50,11 @@ class WctTrainConfig:
     # Train only the head of a decoder grown from init_from (wct.level >= 2), to give the relu{level-1}_1
     # features of photos, its trained tail frozen: no pixel decoding and no second VGG pass per step.
     head_only: bool = False
+    # Train the decoder on stylized features under the Gram loss compare scores with (``COMPARISON_LOSS``),
+    # not on reconstruction: each photo, at half of image_size, is WCT-coloured with the next photo of the
+    # batch at full image_size (the painting-to-photo size ratio compare uses), so the decoder learns what
+    # WCT's features should look like as a picture under that loss. Still no painting is trained on.
+    style_training: bool = False
 
 
 def level_of(config: Any) -> int:
@@ -87,9 +94,13 @@ class WctTask:
             raise FastStyleError("wct.head_only=true trains only the head of a decoder whose tail is trained: give "
                                  "wct.init_from=MODEL (a wct model with this level's or the level above's decoder) "
                                  "and wct.level >= 2")
+        if self.settings.style_training and (self.settings.head_only or kept):
+            raise FastStyleError("wct.style_training=true trains one level's decoder for WCT at that level alone: "
+                                 "leave wct.head_only and wct.decoders_from unset")
         wanted = {*levels, self.level - 1} if self.settings.head_only else set(levels)
         vgg = build_loss_network(self.loss_config.network, [layer(level) for level in sorted(wanted)])
         self.loss = PerceptualLoss(vgg.use_precision(config.precision), self.loss_config).to(device)
+        self.style_loss = self._comparison_loss() if self.settings.style_training else None
         wct_config = WctConfig(width=self.settings.width, deepest=levels[-1], shallowest=levels[0],
                                encoder=encoder_record(vgg, self.loss_config.network, layer(levels[-1])))
         self.network = WctNet(vgg, wct_config).to(device)
@@ -106,6 +117,13 @@ class WctTask:
         for decoder in [*self.network.decoders.values(), self.model]:
             decoder.transposed_upsampling = device.type == "cpu"  # same function, cheaper on CPU
         self.validation_paintings = self._paintings()
+
+    def _comparison_loss(self) -> PerceptualLoss:
+        """The Gram loss compare scores with, on its own VGG (it reaches relu5_1, past the encoder)."""
+        config = replace(self.loss_config, **COMPARISON_LOSS)
+        layers = sorted(set(config.content_layers) | set(config.style_layers))
+        vgg = build_loss_network(config.network, layers).use_precision(self.config.precision)
+        return PerceptualLoss(vgg, config).to(self.device)
 
     def _read(self, path: str, key: str) -> tuple[torch.nn.Module, dict[str, Any]]:
         with naming(f"wct.{key}={path}"):
@@ -169,9 +187,10 @@ class WctTask:
         self.decoder[head:].requires_grad_(False)
         return Decoder(*self.decoder[:head])
 
-    def _paintings(self) -> list[tuple[str, dict]]:
-        """Up to :data:`VALIDATION_PAINTINGS` paintings of ``style_folder`` with their WCT statistics,
-        computed once (in fp32): they stylize the validation photos, never train anything."""
+    def _paintings(self) -> list[tuple[str, dict, dict[str, torch.Tensor]]]:
+        """Up to :data:`VALIDATION_PAINTINGS` paintings of ``style_folder`` with their WCT statistics and,
+        with ``style_training``, their Gram targets, computed once (in fp32): they stylize (and score) the
+        validation photos, never train anything."""
         if not self.config.style_folder:
             return []
         paths = find_images([self.config.style_folder])[:VALIDATION_PAINTINGS]
@@ -182,8 +201,15 @@ class WctTask:
             for path in paths:
                 painting = load_painting(path, self.config.style_size).float().div(255)
                 with naming(path):
-                    paintings.append((path.name, self.network.painting_statistics(painting.to(self.device))))
+                    statistics = self.network.painting_statistics(painting.to(self.device))
+                    paintings.append((path.name, statistics, self._style_targets(painting.to(self.device))))
         return paintings
+
+    def _style_targets(self, painting: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.style_loss is None:
+            return {}
+        self.style_loss.set_style(painting)
+        return dict(self.style_loss.style_targets)
 
     def terms(self, forward: Callable[[torch.Tensor], torch.Tensor], score: Callable[..., LossTerms],
               photos: torch.Tensor, step: int) -> LossTerms:
@@ -191,6 +217,8 @@ class WctTask:
         with ``head_only``, compare the head's output with the photos' relu{level-1}_1 features."""
         if self.settings.head_only:
             return self._head_terms(forward, photos)
+        if self.style_loss is not None:
+            return self._style_terms(forward, photos)
         with torch.no_grad():
             target = self.loss.network(photos, [layer(self.level)])[layer(self.level)]
         output = forward(self.network.decoder_input(target))
@@ -206,13 +234,27 @@ class WctTask:
         zero = torch.zeros_like(error)
         return LossTerms(content=self.loss_config.content_weight * error, style=zero, tv=zero)
 
+    def _style_terms(self, forward: Callable[[torch.Tensor], torch.Tensor], photos: torch.Tensor) -> LossTerms:
+        """The comparison loss of each half-size photo WCT-coloured with the next photo at full size."""
+        here = layer(self.level)
+        with torch.no_grad():
+            content = F.interpolate(photos, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
+            styles = photos.roll(1, 0)
+            style_features = self.style_loss.network(styles, sorted({here, *self.style_loss.style_layers}))
+            self.style_loss.set_style_features(style_features)
+            targets = self.style_loss.content_features(content)
+            features = self.loss.network(content, [here])[here]
+            coloured = wct(features, *batch_colouring_statistics(style_features[here]))
+        return self.style_loss(forward(self.network.decoder_input(coloured)), content_targets=targets)
+
     @torch.no_grad()
     def validate(self, photos: torch.Tensor) -> tuple[dict[str, float], torch.Tensor] | None:
         """The level's reconstructions of the held-out photos (scored), then the whole model's stylizations
         of them with the validation paintings (photo i with painting i mod n), in fp32. With ``head_only``
-        too, the whole decoder's reconstruction is what is scored."""
+        too, the whole decoder's reconstruction is what is scored; with ``style_training``, the
+        stylizations under the comparison loss (as ``stylized_loss``, ``stylized_content``, ...)."""
         self.decoder.eval()
-        reconstructions, scores, stylized = [], [], []
+        reconstructions, scores, stylized, stylized_scores = [], [], [], []
         with self.loss.network.computing("fp32"):
             for index, photo in enumerate(photos.to(self.device).split(1)):
                 target = self.loss.network(photo, [layer(self.level)])[layer(self.level)]
@@ -221,11 +263,17 @@ class WctTask:
                 scores.append(replace(terms, pixel=self.settings.pixel_weight * relative_error(output, photo)).as_floats())
                 reconstructions.append(output.clamp(0, 1).cpu())
                 if self.validation_paintings:
-                    _, statistics = self.validation_paintings[index % len(self.validation_paintings)]
+                    _, statistics, targets = self.validation_paintings[index % len(self.validation_paintings)]
                     self.network.set_statistics([(statistics, 1.0)])
-                    stylized.append(self.network(photo).float().cpu())
+                    picture = self.network(photo).float()
+                    stylized.append(picture.cpu())
+                    if targets:
+                        self.style_loss.style_targets = targets
+                        stylized_scores.append(self.style_loss(picture, content=photo).as_floats())
         self.decoder.train()
-        terms = {key: sum(score[key] for score in scores) / len(scores) for key in scores[0]}
+        terms = mean_scores(scores)
+        if stylized_scores:
+            terms |= {f"stylized_{key}": value for key, value in mean_scores(stylized_scores).items()}
         return terms, torch.cat(reconstructions + stylized)
 
     def metadata(self, steps: int) -> dict[str, Any]:
@@ -238,8 +286,13 @@ class WctTask:
             "training_loss": {**to_dict(self.loss_config), "pixel_weight": self.settings.pixel_weight},
             "loss_network": describe(self.loss.network),
             "decoders": {"trained": self.level, "kept_from": self.settings.decoders_from,
-                         "init_from": self.settings.init_from, "head_only": self.settings.head_only},
+                         "init_from": self.settings.init_from, "head_only": self.settings.head_only,
+                         "style_training": self.settings.style_training},
         }
+
+
+def mean_scores(scores: list[dict[str, float]]) -> dict[str, float]:
+    return {key: sum(score[key] for score in scores) / len(scores) for key in scores[0]}
 
 
 register(ARCHITECTURE, WctTask)
