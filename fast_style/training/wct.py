@@ -269,7 +269,8 @@ class WctTask:
                     stylized.append(picture.cpu())
                     if targets:
                         self.style_loss.style_targets = targets
-                        stylized_scores.append(self.style_loss(picture, content=photo).as_floats())
+                        with self.style_loss.network.computing("fp32"):
+                            stylized_scores.append(self.style_loss(picture, content=photo).as_floats())
         self.decoder.train()
         terms = mean_scores(scores)
         if stylized_scores:
