@@ -186,7 +186,8 @@ def load_state(checkpoint: Path, model: nn.Module, optimizer: torch.optim.Optimi
         if len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
     return TrainState(step=info["step"], model=model, optimizer=optimizer, scaler=scaler, history=info["history"],
-                      config=info["config"], skipped_files=info.get("skipped_files", []), task=info.get("task", {}))
+                      config=info["config"], skipped_files=info.get("skipped_files", []),
+                      task=info["task"] if isinstance(info.get("task"), dict) else {})  # state.json may be damaged
 
 
 # What makes two runs the same run: resuming with any of these changed would mix two trainings.
