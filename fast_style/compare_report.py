@@ -39,6 +39,23 @@ def average(results: Sequence[dict[str, Any]], methods: Sequence[str]) -> dict[s
     return means
 
 
+# What the chunks of one compare run (photos split to share a machine) agree on.
+SAME_RUN = ("model", "size", "steps", "refine", "optimizer", "device", "precision", "style")
+
+
+def merged_chunks(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One report of a compare run split into chunks of photos: the first chunk's settings, every chunk's
+    photos and results, averages over all; chunks that differ in a setting of :data:`SAME_RUN` raise ValueError."""
+    for key in SAME_RUN:
+        values = {json.dumps(report.get(key), sort_keys=True) for report in reports}
+        if len(values) > 1:
+            raise ValueError(f"the reports differ in {key!r}: {sorted(values)}; merge only chunks of one run")
+    results = [row for report in reports for row in report["results"]]
+    methods = list(dict.fromkeys(row["method"] for row in results))
+    return {**reports[0], "photos": [photo for report in reports for photo in report.get("photos", [])],
+            "results": results, "averages": average(results, methods)}
+
+
 def cell_label(result: dict[str, Any]) -> str:
     """What a grid cell says under a result: its loss and how long it took."""
     return f"loss {result['loss']:#.4g} | {format_seconds(result['seconds'])}"

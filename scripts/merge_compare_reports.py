@@ -11,9 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fast_style.compare_report import average
-
-SAME = ("model", "size", "steps", "refine", "optimizer", "device", "precision", "style")  # must agree across chunks
+from fast_style.compare_report import SAME_RUN, merged_chunks
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,16 +20,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference", default="gatys-50", help="the method the others are divided by")
     args = parser.parse_args(argv)
     reports = [json.loads(path.read_text(encoding="utf-8")) for path in args.reports]
-    for key in SAME:
-        values = {json.dumps(report.get(key), sort_keys=True) for report in reports}
-        if len(values) > 1:
-            raise SystemExit(f"the reports differ in {key!r}: {sorted(values)}; merge only chunks of one run")
-    results = [row for report in reports for row in report["results"]]
-    methods = list(dict.fromkeys(row["method"] for row in results))
-    means = average(results, methods)
+    try:
+        merged = merged_chunks(reports)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    means = merged["averages"]
     reference = means[args.reference]
     summary = {
-        **{key: reports[0].get(key) for key in SAME}, "photos": len({row["photo"] for row in results}),
+        **{key: reports[0].get(key) for key in SAME_RUN}, "photos": len({row["photo"] for row in merged["results"]}),
         "reports": [str(path) for path in args.reports],
         "methods": {method: {**{key: round(value, 4) for key, value in values.items() if key != "speedup"},
                              f"loss_over_{args.reference}": round(values["loss"] / reference["loss"], 3),

@@ -30,11 +30,10 @@ import json
 from pathlib import Path
 
 from fast_style.checkpoint import write_json
-from fast_style.compare_report import average
+from fast_style.compare_report import merged_chunks
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMS = ("loss", "content", "style", "tv")
-SAME = ("model", "size", "steps", "refine", "optimizer", "device", "precision", "style")  # chunks of one run agree
 GROUPS = ("seen", "held_out")
 HELD_OUT_BAR = 2.0  # issue 18's first bar for paintings not in training (the goal is 1.5)
 
@@ -70,15 +69,12 @@ def quality_entry(report: dict, note: str) -> dict:
 
 
 def merged(reports: list[dict], name: str | None) -> dict:
-    """One report of a compare run split into chunks: the photos and results of all, averages over all."""
-    for key in SAME:
-        if len({json.dumps(report.get(key), sort_keys=True) for report in reports}) > 1:
-            raise SystemExit(f"the reports differ in {key!r}; record only chunks of one run")
-    results = [row for report in reports for row in report["results"]]
-    methods = list(dict.fromkeys(row["method"] for row in results))
-    return {**reports[0], "model": name or reports[0]["model"],
-            "photos": [photo for report in reports for photo in report["photos"]],
-            "results": results, "averages": average(results, methods)}
+    """One report of a compare run split into chunks (see :func:`merged_chunks`), recorded under ``name``."""
+    try:
+        report = merged_chunks(reports)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    return {**report, "model": name or report["model"]}
 
 
 def record_group(quality: dict, group: str, report: dict, note: str) -> dict:

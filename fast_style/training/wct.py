@@ -199,10 +199,10 @@ class WctTask:
         paintings = []
         with self.loss.network.computing("fp32"):
             for path in paths:
-                painting = load_painting(path, self.config.style_size).float().div(255)
+                painting = load_painting(path, self.config.style_size).float().div(255).to(self.device)
                 with naming(path):
-                    statistics = self.network.painting_statistics(painting.to(self.device))
-                    paintings.append((path.name, statistics, self._style_targets(painting.to(self.device))))
+                    statistics = self.network.painting_statistics(painting)
+                    paintings.append((path.name, statistics, self._style_targets(painting)))
         return paintings
 
     def _style_targets(self, painting: torch.Tensor) -> dict[str, torch.Tensor]:
