@@ -11,12 +11,14 @@ import skimage.data
 from PIL import Image
 
 from fast_style.images import resize_longer_side, save_image
-from fast_style.models import bundled_models
+from fast_style.models import DEFAULT_MODEL, bundled_models
 from fast_style.pictures import caption, hstack, vstack
 from fast_style.stylize import load_stylizer
 
 PHOTOS = ("astronaut", "coffee", "chelsea")
 CELL = 320
+DEMO_PHOTO = "astronaut"  # what `fast-style demo` stylizes by default; the README shows its picture
+DEMO_SIDE = 512
 OUTPUT = Path("docs/gallery")
 
 
@@ -36,6 +38,12 @@ def main() -> None:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     save_image(gallery, OUTPUT / "gallery.jpg", quality=88)
     print(f"wrote {OUTPUT / 'gallery.jpg'} ({width}x{height})")
+    # The README's first picture: `fast-style demo`'s output (the photo beside the default model's
+    # stylization of it), made here so that it changes whenever the bundled model does.
+    photo = resize_longer_side(Image.fromarray(getattr(skimage.data, DEMO_PHOTO)()), DEMO_SIDE)
+    demo = hstack([photo, load_stylizer(DEFAULT_MODEL, device="cpu").stylize(photo)])
+    save_image(demo, OUTPUT / "demo.jpg", quality=88)
+    print(f"wrote {OUTPUT / 'demo.jpg'} ({demo.width}x{demo.height})")
 
 
 if __name__ == "__main__":
