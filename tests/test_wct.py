@@ -457,3 +457,57 @@ def test_style_training_learns_stylized_features_under_the_comparison_loss_and_r
     with pytest.raises(FastStyleError, match="style_training"):
         Trainer(load_config(TrainConfig, None, tiny_run(shared_data, tmp_path / "c", 2, 2, **style, **{
             "wct.head_only": "true", "wct.init_from": straight / "model.safetensors"})))
+
+
+def test_style_paintings_colour_the_first_photo_of_each_step_and_resume_exactly(shared_data, tmp_path, monkeypatch):
+    """``wct.style_paintings``: the batch's first photo is coloured with a window of a training painting (the
+    step picks which painting, in turn, and where), the others with their neighbour photo, as the loss sees
+    it; a stopped run resumes to the straight run's tensors; the card names the paintings; without
+    ``style_training``, and with a folder of no paintings, one clear refusal."""
+    from fast_style.networks.wct import batch_colouring_statistics, wct
+    from fast_style.training import data
+    from fast_style.training.data import window
+    from fast_style.training.trainer import TrainConfig, Trainer
+    from fast_style.training.wct import shorter_side
+
+    real_find = data.find_images
+    monkeypatch.setattr(data, "find_images", lambda inputs: real_find(inputs)[:12])
+    chosen = tmp_path / "paintings"
+    chosen.mkdir()
+    for name in ("udnie.jpg", "wave.jpg"):
+        (chosen / name).write_bytes((shared_data / "styles" / name).read_bytes())
+    style = {"wct.style_training": "true", "wct.style_paintings": chosen, "image_size": 64, "style_size": 64,
+             "precision": "fp32"}
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    trainer = Trainer(load_config(TrainConfig, None, tiny_run(shared_data, straight, 4, 2, **style)))
+    photos = torch.stack([data.resize_crop(path, 64, None) for path in data.training_paths(trainer.config.data)[:2]])
+    photos = photos.float() / 255
+    for step, name in [(0, "udnie.jpg"), (1, "wave.jpg")]:
+        styles = trainer.task._styles(photos, step)
+        expected_painting = window(shorter_side(chosen / name, 64), 64, crop_seed=step).float() / 255
+        assert torch.equal(styles[0], expected_painting) and torch.equal(styles[1], photos[0])
+    terms = trainer.task.terms(trainer.model, trainer.loss, photos, 1)
+    half = torch.nn.functional.interpolate(photos, size=32, mode="bilinear", antialias=True, align_corners=False)
+    styles = trainer.task._styles(photos, 1)
+    features = trainer.task.loss.network(half, [layer(2)])[layer(2)]
+    coloured = wct(features, *batch_colouring_statistics(trainer.task.loss.network(styles, [layer(2)])[layer(2)]))
+    trainer.task.style_loss.set_style_features(trainer.task.style_loss.network(
+        styles, sorted({layer(2), *trainer.task.style_loss.style_layers})))
+    expected = trainer.task.style_loss(trainer.model(trainer.task.network.decoder_input(coloured)), content=half)
+    assert torch.allclose(terms.total, expected.total, rtol=1e-4)
+    trainer.run()
+    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 2, 2, **style))).run()
+    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 4, 2, **style))).run()
+    a, info = read_model(straight / "model.safetensors")
+    b, _ = read_model(stopped / "model.safetensors")
+    assert all(torch.equal(x, y) for x, y in zip(a.decoders.state_dict().values(), b.decoders.state_dict().values()))
+    assert info["decoders"]["style_paintings"] == ["udnie.jpg", "wave.jpg"]
+    assert info["style"]["trained_on"] != "photos only"
+    with pytest.raises(FastStyleError, match="wct.style_training=true"):
+        Trainer(load_config(TrainConfig, None, tiny_run(shared_data, tmp_path / "c", 2, 2,
+                                                        **{"wct.style_paintings": chosen})))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FastStyleError, match="wct.style_paintings=.*no images found"):
+        Trainer(load_config(TrainConfig, None, tiny_run(shared_data, tmp_path / "d", 2, 2,
+                                                        **{**style, "wct.style_paintings": empty})))

@@ -14,15 +14,17 @@ and the whole model's stylization with paintings from ``style_folder`` (if given
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from fast_style.checkpoint import read_model
 from fast_style.config import non_negative, positive, to_dict
 from fast_style.errors import FastStyleError, naming
-from fast_style.images import find_images
+from fast_style.images import ImageError, find_images, image_to_tensor, open_image
 from fast_style.losses import LossTerms, PerceptualLoss, relative_error
 from fast_style.models import resolve_model_path
 from fast_style.networks.adain import AdaINNet, Decoder, encoder_record
@@ -30,7 +32,7 @@ from fast_style.networks.wct import (ARCHITECTURE, LEVELS, WctConfig, WctNet, ba
                                      grown_decoder_state, head_length, layer, match_head_scale, rescaled_first_conv,
                                      wct)
 from fast_style.training.adain import COMPARISON_LOSS, load_painting
-from fast_style.training.data import resize_crop, training_paths
+from fast_style.training.data import resize_crop, training_paths, window
 from fast_style.training.tasks import register
 from fast_style.vgg import build_loss_network, describe
 
@@ -55,6 +57,11 @@ class WctTrainConfig:
     # batch at full image_size (the painting-to-photo size ratio compare uses), so the decoder learns what
     # WCT's features should look like as a picture under that loss. Still no painting is trained on.
     style_training: bool = False
+    # With style_training: a folder (or comma-separated files) of paintings that colour the batch's first
+    # photo instead of another photo, one painting a step in turn, a window placed by the step. Photos
+    # alone teach photo textures; a few paintings show the decoder brushwork. Keep the paintings you judge
+    # the model on out of it.
+    style_paintings: str | None = None
 
 
 def level_of(config: Any) -> int:
@@ -94,6 +101,9 @@ class WctTask:
             raise FastStyleError("wct.head_only=true trains only the head of a decoder whose tail is trained: give "
                                  "wct.init_from=MODEL (a wct model with this level's or the level above's decoder) "
                                  "and wct.level >= 2")
+        if self.settings.style_paintings and not self.settings.style_training:
+            raise FastStyleError("wct.style_paintings colours training photos with paintings under the Gram loss: "
+                                 "it needs wct.style_training=true")
         if self.settings.style_training and (self.settings.head_only or kept):
             raise FastStyleError("wct.style_training=true trains one level's decoder for WCT at that level alone: "
                                  "leave wct.head_only and wct.decoders_from unset")
@@ -117,6 +127,7 @@ class WctTask:
         for decoder in [*self.network.decoders.values(), self.model]:
             decoder.transposed_upsampling = device.type == "cpu"  # same function, cheaper on CPU
         self.validation_paintings = self._paintings()
+        self.training_paintings = self._training_paintings()
 
     def _comparison_loss(self) -> PerceptualLoss:
         """The Gram loss compare scores with, on its own VGG (it reaches relu5_1, past the encoder)."""
@@ -205,6 +216,26 @@ class WctTask:
                     paintings.append((path.name, statistics, self._style_targets(painting)))
         return paintings
 
+    def _training_paintings(self) -> list[torch.Tensor]:
+        """``wct.style_paintings`` as (3,H,W) uint8, shorter side ``image_size`` (windows are cut per step)."""
+        if not self.settings.style_paintings:
+            return []
+        sources = [item.strip() for item in self.settings.style_paintings.split(",") if item.strip()]
+        with naming(f"wct.style_paintings={self.settings.style_paintings}"):
+            paths = find_images(sources)
+        self.training_painting_names = [path.name for path in paths]
+        return [shorter_side(path, self.config.image_size) for path in paths]
+
+    def _styles(self, photos: torch.Tensor, step: int) -> torch.Tensor:
+        """The "paintings" of a style-training step: each photo's neighbour in the batch, the first one
+        replaced by a window of a training painting (the step picks which and where) if there are any."""
+        styles = photos.roll(1, 0)
+        if self.training_paintings:
+            painting = self.training_paintings[step % len(self.training_paintings)]
+            styles = styles.clone()
+            styles[0] = window(painting, photos.shape[-1], crop_seed=step).to(styles).div(255)
+        return styles
+
     def _style_targets(self, painting: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.style_loss is None:
             return {}
@@ -218,7 +249,7 @@ class WctTask:
         if self.settings.head_only:
             return self._head_terms(forward, photos)
         if self.style_loss is not None:
-            return self._style_terms(forward, photos)
+            return self._style_terms(forward, photos, step)
         with torch.no_grad():
             target = self.loss.network(photos, [layer(self.level)])[layer(self.level)]
         output = forward(self.network.decoder_input(target))
@@ -234,12 +265,14 @@ class WctTask:
         zero = torch.zeros_like(error)
         return LossTerms(content=self.loss_config.content_weight * error, style=zero, tv=zero)
 
-    def _style_terms(self, forward: Callable[[torch.Tensor], torch.Tensor], photos: torch.Tensor) -> LossTerms:
-        """The comparison loss of each half-size photo WCT-coloured with the next photo at full size."""
+    def _style_terms(self, forward: Callable[[torch.Tensor], torch.Tensor], photos: torch.Tensor,
+                     step: int) -> LossTerms:
+        """The comparison loss of each half-size photo WCT-coloured with the next photo (or a painting) at
+        full size."""
         here = layer(self.level)
         with torch.no_grad():
             content = F.interpolate(photos, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
-            styles = photos.roll(1, 0)
+            styles = self._styles(photos, step)
             style_features = self.style_loss.network(styles, sorted({here, *self.style_loss.style_layers}))
             self.style_loss.set_style_features(style_features)
             targets = self.style_loss.content_features(content)
@@ -282,14 +315,29 @@ class WctTask:
         loss compare scores with, the reconstruction loss, the loss network and where each decoder came from."""
         network = {**to_dict(self.loss_config.network), "weights": self.loss.network.source}
         return {
-            "style": {"size": self.config.style_size, "paintings": [], "trained_on": "photos only"},
+            "style": {"size": self.config.style_size, "paintings": [],
+                      "trained_on": "photos only" if not self.training_paintings else
+                      "photos, coloured with other photos and with wct.style_paintings"},
             "loss": {"network": network, **COMPARISON_LOSS},
             "training_loss": {**to_dict(self.loss_config), "pixel_weight": self.settings.pixel_weight},
             "loss_network": describe(self.loss.network),
             "decoders": {"trained": self.level, "kept_from": self.settings.decoders_from,
                          "init_from": self.settings.init_from, "head_only": self.settings.head_only,
-                         "style_training": self.settings.style_training},
+                         "style_training": self.settings.style_training,
+                         "style_paintings": getattr(self, "training_painting_names", [])},
         }
+
+
+def shorter_side(path: Path, size: int) -> torch.Tensor:
+    """A painting as (3,H,W) uint8 with its shorter side ``size`` px (one line if it cannot be read)."""
+    try:
+        image = open_image(path)
+    except ImageError as error:
+        raise FastStyleError(f"wct.style_paintings: {error}") from None
+    scale = size / min(image.size)
+    image = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))),
+                         Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return image_to_tensor(image).mul(255).round().to(torch.uint8)
 
 
 def mean_scores(scores: list[dict[str, float]]) -> dict[str, float]:
