@@ -244,24 +244,35 @@ def tiny_run(shared_data: Path, output: Path, steps: int, level: int, **extra: o
     return [f"{key}={value}" for key, value in values.items()]
 
 
+def assert_resumes_exactly(shared_data: Path, tmp_path: Path, settings: dict) -> tuple[WctNet, dict]:
+    """The 4-step run in ``tmp_path/straight`` (trained by the caller) against a run stopped after 2 steps and
+    resumed to 4 in ``tmp_path/stopped``: every decoder tensor equal. Returns the straight model and its card."""
+    from fast_style.training.trainer import TrainConfig, Trainer
+
+    stopped = tmp_path / "stopped"
+    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 2, 2, **settings))).run()
+    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 4, 2, **settings))).run()
+    straight, info = read_model(tmp_path / "straight" / "model.safetensors")
+    resumed, _ = read_model(stopped / "model.safetensors")
+    assert all(torch.equal(x, y) for x, y in zip(straight.decoders.state_dict().values(),
+                                                 resumed.decoders.state_dict().values()))
+    return straight, info
+
+
 def test_training_a_level_resumes_exactly_and_keeps_the_other_levels(shared_data, tmp_path, monkeypatch):
     from fast_style.training import data
     from fast_style.training.trainer import TrainConfig, Trainer
 
     real_find = data.find_images
     monkeypatch.setattr(data, "find_images", lambda inputs: real_find(inputs)[:12])  # a dozen photos
-    first, straight, stopped = tmp_path / "level1", tmp_path / "straight", tmp_path / "stopped"
+    first, straight = tmp_path / "level1", tmp_path / "straight"
     Trainer(load_config(TrainConfig, None, tiny_run(shared_data, first, 2, 1))).run()
     keep = {"wct.decoders_from": first / "model.safetensors", "style_folder": shared_data / "styles",
             "style_size": 64}
     Trainer(load_config(TrainConfig, None, tiny_run(shared_data, straight, 4, 2, **keep))).run()
-    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 2, 2, **keep))).run()
-    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 4, 2, **keep))).run()
+    a, info = assert_resumes_exactly(shared_data, tmp_path, keep)
     level1, _ = read_model(first / "model.safetensors")
-    a, info = read_model(straight / "model.safetensors")
-    b, _ = read_model(stopped / "model.safetensors")
     assert a.config.levels == [2, 1]
-    assert all(torch.equal(x, y) for x, y in zip(a.decoders.state_dict().values(), b.decoders.state_dict().values()))
     assert all(torch.equal(x, y) for x, y in zip(a.decoder(1).state_dict().values(),
                                                  level1.decoder(1).state_dict().values()))
     assert info["style"]["trained_on"] == "photos only" and info["loss"]["style_statistic"] == "gram"
@@ -397,15 +408,11 @@ def test_head_only_trains_a_grown_head_on_features_tail_frozen_and_resumes_exact
         level1 = save_model(WctNet(vgg, config), tmp_path / "level1" / "model.safetensors", {"style": {"size": 64}})
     grow = {"wct.width": 64, "wct.init_from": level1, "wct.decoders_from": level1, "wct.head_only": "true",
             "precision": "fp32"}
-    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    straight = tmp_path / "straight"
     first = Trainer(load_config(TrainConfig, None, tiny_run(shared_data, straight, 4, 2, **grow)))
     calibrated = {key: value.clone() for key, value in first.task.decoder.state_dict().items()}
     first.run()
-    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 2, 2, **grow))).run()
-    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 4, 2, **grow))).run()
-    a, info = read_model(straight / "model.safetensors")
-    b, _ = read_model(stopped / "model.safetensors")
-    assert all(torch.equal(x, y) for x, y in zip(a.decoders.state_dict().values(), b.decoders.state_dict().values()))
+    a, info = assert_resumes_exactly(shared_data, tmp_path, grow)
     trained, head = a.decoder(2).state_dict(), head_length(2)
     tail = {key: value for key, value in trained.items() if int(key.split(".")[0]) >= head}
     assert tail and all(torch.equal(value, calibrated[key]) for key, value in tail.items())
@@ -434,7 +441,7 @@ def test_style_training_learns_stylized_features_under_the_comparison_loss_and_r
     monkeypatch.setattr(data, "find_images", lambda inputs: real_find(inputs)[:12])
     style = {"wct.style_training": "true", "image_size": 64, "style_folder": shared_data / "styles",
              "style_size": 64, "precision": "fp32"}
-    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    straight = tmp_path / "straight"
     trainer = Trainer(load_config(TrainConfig, None, tiny_run(shared_data, straight, 4, 2, **style)))
     photos = torch.stack([data.resize_crop(path, 64, None) for path in data.training_paths(trainer.config.data)[:2]])
     photos = photos.float() / 255
@@ -447,11 +454,7 @@ def test_style_training_learns_stylized_features_under_the_comparison_loss_and_r
     assert torch.allclose(terms.total, expected.total, rtol=1e-4)
     assert trainer.task.style_loss.config.style_layers == COMPARISON_LOSS["style_layers"]
     trainer.run()
-    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 2, 2, **style))).run()
-    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 4, 2, **style))).run()
-    a, info = read_model(straight / "model.safetensors")
-    b, _ = read_model(stopped / "model.safetensors")
-    assert all(torch.equal(x, y) for x, y in zip(a.decoders.state_dict().values(), b.decoders.state_dict().values()))
+    a, info = assert_resumes_exactly(shared_data, tmp_path, style)
     assert info["decoders"]["style_training"] is True and info["style"]["trained_on"] == "photos only"
     assert any(entry.get("validation_stylized_loss", 0) > 0 for entry in info["loss_history"])
     with pytest.raises(FastStyleError, match="style_training"):
@@ -478,7 +481,7 @@ def test_style_paintings_colour_the_first_photo_of_each_step_and_resume_exactly(
         (chosen / name).write_bytes((shared_data / "styles" / name).read_bytes())
     style = {"wct.style_training": "true", "wct.style_paintings": chosen, "image_size": 64, "style_size": 64,
              "precision": "fp32"}
-    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    straight = tmp_path / "straight"
     trainer = Trainer(load_config(TrainConfig, None, tiny_run(shared_data, straight, 4, 2, **style)))
     photos = torch.stack([data.resize_crop(path, 64, None) for path in data.training_paths(trainer.config.data)[:2]])
     photos = photos.float() / 255
@@ -496,11 +499,7 @@ def test_style_paintings_colour_the_first_photo_of_each_step_and_resume_exactly(
     expected = trainer.task.style_loss(trainer.model(trainer.task.network.decoder_input(coloured)), content=half)
     assert torch.allclose(terms.total, expected.total, rtol=1e-4)
     trainer.run()
-    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 2, 2, **style))).run()
-    Trainer(load_config(TrainConfig, None, tiny_run(shared_data, stopped, 4, 2, **style))).run()
-    a, info = read_model(straight / "model.safetensors")
-    b, _ = read_model(stopped / "model.safetensors")
-    assert all(torch.equal(x, y) for x, y in zip(a.decoders.state_dict().values(), b.decoders.state_dict().values()))
+    a, info = assert_resumes_exactly(shared_data, tmp_path, style)
     assert info["decoders"]["style_paintings"] == ["udnie.jpg", "wave.jpg"]
     assert info["style"]["trained_on"] != "photos only"
     with pytest.raises(FastStyleError, match="wct.style_training=true"):
